@@ -1,0 +1,29 @@
+"""``df.qdrant``: one-line delegation to the plain functions; no state on the accessor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from qinb import ingest, search
+
+
+@pd.api.extensions.register_dataframe_accessor("qdrant")
+class QdrantAccessor:
+    """Qdrant search for this DataFrame: ``df.qdrant.upsert``, ``.search``, ``.to_points``."""
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        self._df = df
+
+    def upsert(self, collection: str, **kwargs: Any) -> ingest.UpsertReport:
+        """Same as :func:`qinb.upsert` with this DataFrame."""
+        return ingest.upsert(self._df, collection, **kwargs)
+
+    def to_points(self, **kwargs: Any) -> list[Any]:
+        """Same as :func:`qinb.to_points` with this DataFrame."""
+        return ingest.to_points(self._df, **kwargs)
+
+    def search(self, collection: str, query: Any = None, **kwargs: Any) -> pd.DataFrame:
+        """Same as :func:`qinb.search`; ``like=`` may be a row label of this DataFrame."""
+        return search.search(collection, query, df=self._df, **kwargs)

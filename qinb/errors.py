@@ -1,0 +1,107 @@
+"""Every error qinb raises on purpose.
+
+The tree::
+
+    QinbError
+    ├── ColumnError (KeyError)             a spec or payload names a column the DataFrame lacks
+    ├── ColumnTypeError (TypeError)        a column holds values a spec cannot embed
+    ├── InvalidRowsError (ValueError)      some rows are empty or invalid (errors="raise"); .failed lists them
+    ├── ModelError (LookupError)           unknown model, or its weights cannot be found or loaded
+    ├── SpecConflictError (ValueError)     the specs disagree with the collection already stored
+    ├── CollectionError (LookupError)      the collection is missing or was not written by qinb
+    ├── QueryError (ValueError)            a query, filter or `like=` that cannot be run
+    ├── StoreError (RuntimeError)          the store refused or failed a write; says what was written
+    │   └── StoreLockedError               another process holds the embedded store's lock
+    └── MissingDependencyError (ImportError)  an optional dependency is not installed
+
+``QinbWarning`` is the base of qinb's warnings.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "CollectionError",
+    "ColumnError",
+    "ColumnTypeError",
+    "InvalidRowsError",
+    "MissingDependencyError",
+    "ModelError",
+    "QinbError",
+    "QinbWarning",
+    "QueryError",
+    "SpecConflictError",
+    "StoreError",
+    "StoreLockedError",
+]
+
+
+class QinbError(Exception):
+    """Base class of every error qinb raises on purpose."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its message; every qinb error reads as plain words
+        return str(self.args[0]) if self.args else ""
+
+
+class ColumnError(QinbError, KeyError):
+    """A spec, ``payload=`` or ``id_column=`` names a column the DataFrame does not have."""
+
+
+class ColumnTypeError(QinbError, TypeError):
+    """A column holds values of a type its spec cannot embed (numbers for a text vector)."""
+
+
+class InvalidRowsError(QinbError, ValueError):
+    """Some rows cannot be embedded; ``failed`` is a DataFrame of row, column and reason."""
+
+    def __init__(self, message: str, failed: pd.DataFrame) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
+class ModelError(QinbError, LookupError):
+    """The model name is unknown, or its weights are neither local nor downloadable."""
+
+
+class SpecConflictError(QinbError, ValueError):
+    """The vector specs disagree with the collection already stored; nothing was written."""
+
+
+class CollectionError(QinbError, LookupError):
+    """The collection does not exist, or carries no qinb specs to configure a search."""
+
+
+class QueryError(QinbError, ValueError):
+    """A query, filter, ``using=`` or ``like=`` that cannot be run against this collection."""
+
+
+class StoreError(QinbError, RuntimeError):
+    """The store failed during a write; the message says how many points were written."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the lock of an embedded store directory."""
+
+
+class MissingDependencyError(QinbError, ImportError):
+    """An optional dependency is missing; the message gives the ``pip install`` line."""
+
+
+class QinbWarning(UserWarning):
+    """Base class of qinb's warnings."""
+
+
+def require(module: str, extra: str) -> None:
+    """Raise MissingDependencyError unless ``module`` can be imported."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingDependencyError(
+            f"this needs the package {module!r}, which is not installed: "
+            f'pip install "qinb[{extra}]"'
+        )

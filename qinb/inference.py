@@ -1,0 +1,111 @@
+"""DataFrame cells to inference objects, payloads and point ids, with row-level checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import json
+import math
+import uuid
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from qdrant_client import models
+
+from qinb.errors import ColumnError, ColumnTypeError
+from qinb.spec import Spec
+
+__all__ = ["check_columns", "content_hash", "documents", "json_safe", "point_id"]
+
+# the namespace of point ids made from non-integer index labels
+ID_NAMESPACE = uuid.UUID("6b1f3f0e-6a0e-4c1e-9a43-1f1b6c0f5e21")
+
+
+def check_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise ColumnError naming the first missing column and its close matches."""
+    for column in columns:
+        if column not in df.columns:
+            names = [str(c) for c in df.columns]
+            close = difflib.get_close_matches(str(column), names, n=3)
+            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise ColumnError(
+                f"{what} names column {column!r}, which the DataFrame does not have.{hint} "
+                f"Columns: {', '.join(names)}"
+            )
+
+
+def documents(df: pd.DataFrame, name: str, spec: Spec
+              ) -> tuple[dict[Hashable, models.Document], list[tuple[Hashable, str, str]]]:
+    """One Document per valid cell of the spec's column, and (row, column, reason) for the rest."""
+    check_columns(df, [spec.column], f"vector {name!r}")
+    series = df[spec.column]
+    if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_datetime64_any_dtype(
+        series.dtype
+    ):
+        raise ColumnTypeError(
+            f"vector {name!r} ({spec.kind}) needs text, but column {spec.column!r} has dtype "
+            f"{series.dtype}; convert it with df[{spec.column!r}].astype(str) if you mean its digits"
+        )
+    docs: dict[Hashable, models.Document] = {}
+    failed: list[tuple[Hashable, str, str]] = []
+    for label, value in series.items():
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+            failed.append((label, spec.column, "missing text (NaN/None)"))
+        elif not isinstance(value, str):
+            failed.append((label, spec.column, f"not text: {type(value).__name__} {value!r:.40}"))
+        elif not value.strip():
+            failed.append((label, spec.column, "empty text"))
+        else:
+            docs[label] = spec.document(value)
+    return docs, failed
+
+
+def point_id(label: Any) -> int | str:
+    """A deterministic Qdrant point id for an index label or id-column value."""
+    if isinstance(label, (bool, np.bool_)):
+        label = str(label)
+    if isinstance(label, (int, np.integer)) and label >= 0:
+        return int(label)
+    if isinstance(label, str):
+        try:
+            return str(uuid.UUID(label))
+        except ValueError:
+            pass
+    return str(uuid.uuid5(ID_NAMESPACE, json.dumps(json_safe(label), sort_keys=True)))
+
+
+def json_safe(value: Any) -> Any:
+    """A JSON-safe copy: numpy scalars to Python, Timestamps to ISO text, NaN/NaT to None."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) or math.isinf(value) else float(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (pd.Timestamp, dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, pd.Timedelta):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset, np.ndarray, pd.Series)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def content_hash(payload: Mapping[str, Any], docs: Mapping[str, models.Document]) -> str:
+    """A hash of everything that makes a point: payload and inference objects."""
+    body = {
+        "payload": payload,
+        "docs": {n: d.model_dump(mode="json", exclude_none=True) for n, d in sorted(docs.items())},
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]

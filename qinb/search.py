@@ -1,0 +1,184 @@
+"""Query building and hits -> DataFrame. Configured from the specs saved with the collection."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, Literal
+
+import pandas as pd
+from qdrant_client import QdrantClient, models
+
+from qinb import store
+from qinb.embed import Embedder
+from qinb.errors import QueryError
+from qinb.inference import point_id
+from qinb.spec import Spec
+
+__all__ = ["search", "to_filter"]
+
+RANGE_KEYS = {"gt", "gte", "lt", "lte"}
+FUSIONS = {"rrf": models.Fusion.RRF, "dbsf": models.Fusion.DBSF}
+
+
+def to_filter(where: models.Filter | Mapping[str, Any] | None) -> models.Filter | None:
+    """A ``models.Filter`` from a plain dict: values match, lists match any, dicts are ranges.
+
+    Examples
+    --------
+    >>> to_filter({"category": "shoes", "price": {"lt": 50}, "size": [41, 42]})
+    """
+    if where is None or isinstance(where, models.Filter):
+        return where
+    if not isinstance(where, Mapping):
+        raise QueryError(f"filter must be a dict or a models.Filter, not {type(where).__name__}")
+    must: list[models.Condition] = []
+    for key, value in where.items():
+        if isinstance(value, Mapping):
+            unknown = set(value) - RANGE_KEYS
+            if unknown or not value:
+                raise QueryError(
+                    f"filter on {key!r}: a dict value is a range with keys gt, gte, lt, lte; "
+                    f"got {sorted(map(str, value))}. Use a models.Filter for anything else"
+                )
+            must.append(models.FieldCondition(key=key, range=models.Range(**value)))
+        elif isinstance(value, (list, tuple, set)):
+            must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(value))))
+        elif isinstance(value, (str, int, bool)):
+            must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
+        else:
+            raise QueryError(
+                f"filter on {key!r}: cannot match a {type(value).__name__}; use text, an int, "
+                "a bool, a list of those, or a range dict such as {'lt': 50}"
+            )
+    return models.Filter(must=must)
+
+
+def _vector_names(specs: Mapping[str, Spec], using: str | Sequence[str] | None,
+                  collection: str) -> list[str]:
+    names = list(specs) if using is None else [using] if isinstance(using, str) else list(using)
+    if not names:
+        raise QueryError("using= is empty: name at least one vector")
+    for name in names:
+        if name not in specs:
+            raise QueryError(
+                f"collection {collection!r} has no vector {name!r}; its vectors: "
+                f"{', '.join(specs)}"
+            )
+    return names
+
+
+def _query_document(spec: Spec, name: str, query: str | models.Document) -> models.Document:
+    if isinstance(query, str):
+        if not query.strip():
+            raise QueryError("the query is empty: type some words")
+        return spec.document(query, query=True)
+    models_ok = {m.lower() for m in (spec.model, spec.query_model) if m}
+    if query.model.lower() not in models_ok:
+        raise QueryError(
+            f"the query Document uses model {query.model!r}, but vector {name!r} was embedded "
+            f"with {spec.model!r}; use that model, or using= another vector"
+        )
+    return query
+
+
+def _like_id(like: Hashable, df: pd.DataFrame | None, id_column: str | None) -> int | str:
+    """The point id of a source row label (when ``df`` has it) or of a point id."""
+    if df is not None and like in df.index:
+        return point_id(df.at[like, id_column] if id_column else like)
+    if isinstance(like, (int, str)):
+        return point_id(like)
+    raise QueryError(f"like={like!r} is neither a row label of the DataFrame nor a point id")
+
+
+def search(collection: str, query: str | models.Document | None = None, *,
+           using: str | Sequence[str] | None = None, limit: int = 10,
+           filter: models.Filter | Mapping[str, Any] | None = None,
+           fusion: Literal["rrf", "dbsf"] = "rrf", like: Hashable | None = None,
+           client: QdrantClient | None = None, df: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Search a collection written by qinb; hits come back as a DataFrame.
+
+    Parameters
+    ----------
+    collection : str
+    query : str or models.Document
+        Text (embedded with each vector's query model) or an inference object.
+    using : str or list of str, optional
+        Named vector(s); several mean hybrid search fused by ``fusion``. Default: all.
+    limit : int
+    filter : dict or models.Filter, optional
+        ``{"category": "shoes", "price": {"lt": 50}}``: values match, lists match any,
+        dicts are ranges.
+    fusion : {"rrf", "dbsf"}
+    like : row label or point id, optional
+        "More like this": the stored vectors of that point, instead of ``query``.
+    client : QdrantClient, optional
+    df : DataFrame, optional
+        The source frame: ``like=`` may then be one of its row labels.
+
+    Returns
+    -------
+    DataFrame
+        ``score``, ``rank``, ``id`` and the payload; indexed by the source rows' labels.
+
+    Examples
+    --------
+    >>> qinb.search("docs", "planets of the solar system", using=["text", "bm25"], limit=5)
+    """
+    client = client if client is not None else store.connect()
+    specs, id_column = store.saved_specs(client, collection)
+    names = _vector_names(specs, using, collection)
+    if (query is None) == (like is None):
+        raise QueryError("pass either a query or like= (a row label or point id), exactly one")
+    if fusion not in FUSIONS:
+        raise QueryError(f"fusion must be 'rrf' or 'dbsf', not {fusion!r}")
+    if limit < 1:
+        raise QueryError(f"limit must be at least 1, not {limit}")
+    flt = to_filter(filter)
+    if like is not None:
+        target = _like_id(like, df, id_column)
+        if not client.retrieve(collection, [target]):
+            raise QueryError(f"like={like!r}: no point with id {target!r} in {collection!r}")
+        # the point itself is not a hit of "more like this"
+        itself = models.HasIdCondition(has_id=[target])
+        flt = models.Filter(must=[flt] if flt else None, must_not=[itself])
+        queries: dict[str, Any] = dict.fromkeys(names, target)
+    else:
+        if not isinstance(query, (str, models.Document)):
+            raise QueryError(f"a query is text or a models.Document, not {type(query).__name__}")
+        docs = {n: _query_document(specs[n], n, query) for n in names}
+        if store.is_cloud(client):
+            queries = dict(docs)
+        else:
+            embedder = Embedder(progress=False)
+            queries = {n: embedder.resolve(specs[n], [d], query=True)[0][0] for n, d in docs.items()}
+    if len(names) == 1:
+        points = store.query(client, collection, query=queries[names[0]], using=names[0],
+                             limit=limit, query_filter=flt)
+    else:
+        depth = max(limit * 5, 50)
+        prefetch = [models.Prefetch(query=q, using=n, limit=depth, filter=flt)
+                    for n, q in queries.items()]
+        points = store.query(client, collection, prefetch=prefetch, limit=limit,
+                             query=models.FusionQuery(fusion=FUSIONS[fusion]), query_filter=flt)
+    return hits_frame(points, df)
+
+
+def hits_frame(points: Sequence[models.ScoredPoint], df: pd.DataFrame | None = None
+               ) -> pd.DataFrame:
+    """Scored points as a DataFrame: score, rank, id, payload; indexed by source row labels."""
+    records, labels = [], []
+    for rank, p in enumerate(points, start=1):
+        payload = dict(p.payload or {})
+        label = payload.pop(store.ROW_KEY, p.id)
+        labels.append(tuple(label) if isinstance(label, list) else label)
+        records.append({"score": p.score, "rank": rank, "id": p.id,
+                        **{k: v for k, v in payload.items() if not k.startswith("_qinb")}})
+    hits = pd.DataFrame.from_records(records, columns=None if records else ["score", "rank", "id"])
+    hits.index = pd.Index(labels, name=df.index.name if df is not None else None, tupleize_cols=False)
+    if df is not None and len(hits):
+        # columns the payload left out come from the source rows that are still in the frame
+        extra = [c for c in df.columns if c not in hits.columns]
+        present = [label in df.index for label in hits.index]
+        if extra and all(present):
+            hits = hits.join(df[extra])
+    return hits

@@ -1,0 +1,181 @@
+"""Vector specs: which column becomes which named vector, with which model.
+
+A spec gives the collection schema (dense size from the model's description, BM25 as a sparse
+vector with ``modifier=IDF``), makes one ``models.Document`` per cell, and is saved in the
+collection metadata so that a search configures itself from the collection alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from qdrant_client import models
+
+from qinb import models as registry
+from qinb.errors import CollectionError, QueryError
+
+__all__ = ["Bm25", "Spec", "Text", "specs_from_metadata", "specs_to_metadata"]
+
+METADATA_KEY = "qinb"
+METADATA_VERSION = 1
+
+
+def _split_options(options: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split options into (model options, runtime options that stay on this machine)."""
+    model_opts: dict[str, Any] = {}
+    runtime: dict[str, Any] = {}
+    for key, value in (options or {}).items():
+        (runtime if key in registry.RUNTIME_OPTIONS else model_opts)[key] = value
+    return model_opts, runtime
+
+
+@dataclass(frozen=True)
+class Text:
+    """A dense text vector: each cell of ``column`` embedded by ``model``.
+
+    Parameters
+    ----------
+    column : str
+        DataFrame column holding the text.
+    model : str
+        A fastembed text model; its size sets the vector size.
+    query_model : str, optional
+        Model for queries when it differs from ``model`` (it must give the same size).
+    options : dict, optional
+        Model options sent with each ``models.Document``; fastembed runtime options
+        (``cache_dir``, ``threads``, ``specific_model_path``...) stay local.
+
+    Examples
+    --------
+    >>> qinb.Text("description", model="sentence-transformers/all-MiniLM-L6-v2")
+    """
+
+    column: str
+    model: str = registry.MINILM
+    query_model: str | None = None
+    options: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    kind = "text"
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        return _split_options(self.options)[0]
+
+    @property
+    def runtime_options(self) -> dict[str, Any]:
+        return _split_options(self.options)[1]
+
+    @property
+    def size(self) -> int:
+        return registry.describe(self.model).dim
+
+    def document(self, text: str, *, query: bool = False) -> models.Document:
+        """The inference object for ``text``, as a Qdrant server would receive it."""
+        model = (self.query_model or self.model) if query else self.model
+        return models.Document(text=text, model=model, options=self.model_options or None)
+
+    def vector_params(self) -> models.VectorParams:
+        if self.query_model and registry.describe(self.query_model).dim != self.size:
+            raise QueryError(
+                f"query model {self.query_model!r} gives {registry.describe(self.query_model).dim}-d "
+                f"vectors but {self.model!r} gives {self.size}-d; pick models of the same size"
+            )
+        return models.VectorParams(size=self.size, distance=models.Distance.COSINE)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "column": self.column,
+            "model": self.model,
+            "query_model": self.query_model,
+            "options": self.model_options,
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True)
+class Bm25:
+    """A sparse BM25 vector of ``column`` (Qdrant's ``qdrant/bm25``, IDF applied by the engine).
+
+    Parameters
+    ----------
+    column : str
+        DataFrame column holding the text.
+    language : str
+        Stopwords and stemmer language, as Qdrant's ``Bm25Config`` takes it.
+    options : dict, optional
+        Other ``Bm25Config`` fields: ``k``, ``b``, ``avg_len``, ``lowercase``...
+
+    Examples
+    --------
+    >>> qinb.Bm25("description", language="english")
+    """
+
+    column: str
+    language: str = "english"
+    options: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    kind = "bm25"
+    model = registry.BM25_MODEL
+    query_model = None
+    size = None
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        return {"language": self.language, **_split_options(self.options)[0]}
+
+    @property
+    def runtime_options(self) -> dict[str, Any]:
+        return {}
+
+    def document(self, text: str, *, query: bool = False) -> models.Document:
+        """The inference object for ``text``, as a Qdrant server would receive it."""
+        return models.Document(text=text, model=self.model, options=self.model_options)
+
+    def sparse_params(self) -> models.SparseVectorParams:
+        return models.SparseVectorParams(modifier=models.Modifier.IDF)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "column": self.column, "model": self.model,
+                "options": self.model_options}
+
+
+Spec = Union[Text, Bm25]
+
+
+def specs_to_metadata(specs: Mapping[str, Spec], id_column: str | None) -> dict[str, Any]:
+    """The collection metadata that lets search rebuild the specs."""
+    return {
+        METADATA_KEY: {
+            "version": METADATA_VERSION,
+            "vectors": {name: spec.to_dict() for name, spec in specs.items()},
+            "id_column": id_column,
+        }
+    }
+
+
+def specs_from_metadata(collection: str, metadata: Mapping[str, Any] | None) -> dict[str, Spec]:
+    """Rebuild the specs saved by qinb in a collection's metadata."""
+    saved = (metadata or {}).get(METADATA_KEY)
+    if not saved:
+        raise CollectionError(
+            f"collection {collection!r} carries no qinb specs (it was not written by qinb); "
+            "pass a vector to query it with qdrant-client directly, or rebuild it with df.qdrant.upsert"
+        )
+    specs: dict[str, Spec] = {}
+    for name, d in saved["vectors"].items():
+        if d["kind"] == "text":
+            specs[name] = Text(d["column"], model=d["model"], query_model=d.get("query_model"),
+                               options=d.get("options") or None)
+        elif d["kind"] == "bm25":
+            opts = dict(d.get("options") or {})
+            specs[name] = Bm25(d["column"], language=opts.pop("language", "english"),
+                               options=opts or None)
+        else:
+            raise CollectionError(
+                f"collection {collection!r} has a {d['kind']!r} vector {name!r} that this "
+                "version of qinb does not know; upgrade qinb"
+            )
+    return specs

@@ -1,0 +1,205 @@
+"""Every call qinb makes to the engine, in one place: connect, schema, write, query.
+
+``connect`` returns a plain ``qdrant_client.QdrantClient`` so that all of Qdrant's API works on
+the collections qinb writes. Local mode scans every point; keeping the engine calls here is what
+lets a faster embedded engine take over later.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from qdrant_client import QdrantClient, models
+
+from qinb.errors import CollectionError, SpecConflictError, StoreError, StoreLockedError
+from qinb.spec import Spec, specs_from_metadata, specs_to_metadata
+
+__all__ = ["connect", "default_path"]
+
+_open: dict[str, QdrantClient] = {}
+_lock = threading.Lock()
+HASH_KEY = "_qinb_hash"
+ROW_KEY = "_qinb_row"
+
+
+def default_path() -> Path:
+    """Directory of the embedded default store (``QINB_STORE``, else ``~/.qinb/store``)."""
+    return Path(os.environ.get("QINB_STORE") or Path.home() / ".qinb" / "store").expanduser()
+
+
+def connect(path: str | os.PathLike[str] | None = None, *, url: str | None = None,
+            api_key: str | None = None, cloud_inference: bool = False,
+            **kwargs: Any) -> QdrantClient:
+    """A Qdrant client: the embedded store by default, ``":memory:"``, or a server.
+
+    Opening the same path twice in one kernel returns the same client instead of failing on the
+    store's lock. Extra keyword arguments go to ``QdrantClient``.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Directory of an embedded store, or ``":memory:"``. Default: :func:`default_path`.
+    url, api_key : str, optional
+        A Qdrant server or Qdrant Cloud cluster.
+    cloud_inference : bool
+        Let the server embed the inference objects (Qdrant Cloud Inference).
+
+    Examples
+    --------
+    >>> client = qinb.connect()                                  # embedded, persistent
+    >>> client = qinb.connect(":memory:")
+    >>> client = qinb.connect(url="https://xyz.cloud.qdrant.io", api_key="...", cloud_inference=True)
+    """
+    if url is not None:
+        if path is not None:
+            raise ValueError("pass either path= (embedded store) or url= (server), not both")
+        return QdrantClient(url=url, api_key=api_key, cloud_inference=cloud_inference, **kwargs)
+    if cloud_inference:
+        raise ValueError("cloud_inference=True needs a server: pass url= and api_key=")
+    if str(path) == ":memory:":
+        return QdrantClient(location=":memory:", **kwargs)
+    where = Path(path).expanduser() if path is not None else default_path()
+    where.mkdir(parents=True, exist_ok=True)
+    key = str(where.resolve())
+    with _lock:
+        if key not in _open:
+            try:
+                _open[key] = QdrantClient(path=key, **kwargs)
+            except RuntimeError as exc:
+                if "already accessed" not in str(exc):
+                    raise
+                raise StoreLockedError(
+                    f"the embedded store at {key} is open in another process (another notebook "
+                    "kernel or script). Close that kernel or call client.close() there, use "
+                    "another path with qinb.connect(path=...), or use a Qdrant server for "
+                    "shared access"
+                ) from None
+        return _open[key]
+
+
+def is_cloud(client: QdrantClient) -> bool:
+    """True when the server embeds the inference objects itself."""
+    return bool(getattr(client, "cloud_inference", False))
+
+
+def saved_specs(client: QdrantClient, collection: str) -> tuple[dict[str, Spec], str | None]:
+    """The specs and id column saved with a collection."""
+    if not client.collection_exists(collection):
+        known = ", ".join(c.name for c in client.get_collections().collections) or "none"
+        raise CollectionError(
+            f"collection {collection!r} does not exist (collections here: {known}); "
+            "create it with df.qdrant.upsert"
+        )
+    metadata = client.get_collection(collection).config.metadata
+    specs = specs_from_metadata(collection, metadata)
+    return specs, (metadata or {}).get("qinb", {}).get("id_column")
+
+
+def ensure_collection(client: QdrantClient, collection: str, specs: Mapping[str, Spec],
+                      id_column: str | None) -> bool:
+    """Create the collection from the specs, or check they match it. True if created.
+
+    Raises SpecConflictError, before anything is written, on another model, another size, a
+    vector the collection lacks or a stored vector this upsert would drop.
+    """
+    dense = {n: s.vector_params() for n, s in specs.items() if s.kind != "bm25"}
+    sparse = {n: s.sparse_params() for n, s in specs.items() if s.kind == "bm25"}
+    if not client.collection_exists(collection):
+        client.create_collection(collection, vectors_config=dense, sparse_vectors_config=sparse,
+                                 metadata=specs_to_metadata(specs, id_column))
+        return True
+    config = client.get_collection(collection).config
+    saved = ((config.metadata or {}).get("qinb") or {}).get("vectors", {})
+    have_dense = config.params.vectors if isinstance(config.params.vectors, dict) else {}
+    have_sparse = config.params.sparse_vectors or {}
+    problems = []
+    for name, spec in specs.items():
+        old = saved.get(name, {})
+        old_model, old_size = old.get("model", "?"), old.get("size")
+        if name not in have_dense and name not in have_sparse:
+            problems.append(f"vector {name!r} ({spec.model}) does not exist in the collection")
+        elif name in have_dense and spec.kind == "bm25" or name in have_sparse and spec.kind != "bm25":
+            kind = "dense" if name in have_dense else "sparse"
+            problems.append(f"vector {name!r} is {kind} in the collection but {spec.kind} here")
+        elif name in have_dense and (
+            have_dense[name].size != spec.size or (old and old_model.lower() != spec.model.lower())
+        ):
+            problems.append(
+                f"vector {name!r}: the collection has {old_model} ({have_dense[name].size}-d), "
+                f"this upsert has {spec.model} ({spec.size}-d)"
+            )
+        elif old and (old.get("column"), old.get("options")) != (spec.column, spec.model_options):
+            problems.append(
+                f"vector {name!r}: the collection embeds column {old.get('column')!r} with options "
+                f"{old.get('options')}, this upsert column {spec.column!r} with {spec.model_options}"
+            )
+    for name in [*have_dense, *have_sparse]:
+        if name not in specs:
+            problems.append(f"the collection has vector {name!r}, which this upsert would drop; "
+                            "pass its spec too")
+    if problems:
+        raise SpecConflictError(
+            f"the specs conflict with collection {collection!r}; nothing was written:\n  - "
+            + "\n  - ".join(problems)
+            + "\nUse another collection name, or delete this one with client.delete_collection."
+        )
+    return False
+
+
+def stored_hashes(client: QdrantClient, collection: str,
+                  ids: Sequence[int | str]) -> dict[int | str, str]:
+    """The content hash stored with each of ``ids`` that exists."""
+    found: dict[int | str, str] = {}
+    for start in range(0, len(ids), 1024):
+        records = client.retrieve(collection, list(ids[start:start + 1024]),
+                                  with_payload=[HASH_KEY], with_vectors=False)
+        for r in records:
+            if r.payload and HASH_KEY in r.payload:
+                found[r.id] = r.payload[HASH_KEY]
+    return found
+
+
+def write(client: QdrantClient, collection: str, points: Sequence[models.PointStruct],
+          batch_size: int, progress: bool) -> int:
+    """Upsert points in batches; on a failure say how many were written and that a re-run resumes."""
+    from tqdm.auto import tqdm
+
+    written = 0
+    with tqdm(total=len(points), desc="writing", unit="pt", disable=not progress) as bar:
+        for start in range(0, len(points), batch_size):
+            batch = list(points[start:start + batch_size])
+            try:
+                client.upsert(collection, points=batch, wait=True)
+            except Exception as exc:
+                raise StoreError(
+                    f"writing to {collection!r} failed after {written} of {len(points)} points "
+                    f"({type(exc).__name__}: {exc}). The points written are complete; run the same "
+                    "upsert again to write the rest (unchanged rows are skipped)"
+                ) from exc
+            written += len(batch)
+            bar.update(len(batch))
+    return written
+
+
+def query(client: QdrantClient, collection: str, **request: Any) -> list[models.ScoredPoint]:
+    """Run one ``query_points`` request and return its points."""
+    return client.query_points(collection, with_payload=True, **request).points
+
+
+def point_vector(client: QdrantClient, collection: str, point_id: int | str,
+                 using: str) -> Any | None:
+    """The stored vector ``using`` of one point, or None if the point does not exist."""
+    records = client.retrieve(collection, [point_id], with_vectors=[using])
+    if not records:
+        return None
+    vectors = records[0].vector
+    return vectors.get(using) if isinstance(vectors, dict) else vectors
+
+
+def count(client: QdrantClient, collection: str) -> int:
+    """Number of points in the collection."""
+    return client.count(collection, exact=True).count
