@@ -56,7 +56,7 @@ class UpsertReport:
         lines = [
             f"{'created' if self.created else 'updated'} collection {self.collection!r}: "
             f"{self.rows} rows, {self.upserted} upserted, {self.unchanged} unchanged, "
-            f"{len(self.failed)} failed",
+            f"{self.failed['row'].nunique()} failed",
             f"inference objects: {self.objects} needed, {self.embedded} embedded",
         ]
         if len(self.failed):
@@ -94,17 +94,18 @@ def _prepare(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | Non
         docs_by_vector[name], bad = documents(df, name, spec)
         problems.extend(bad)
     keys = df[id_column] if id_column is not None else pd.Series(df.index, index=df.index)
-    ids = keys.map(point_id)
-    for label in df.index[ids.duplicated(keep="first")]:
+    ids = [point_id(k) for k in keys]
+    for label in df.index[pd.Series(ids).duplicated(keep="first").to_numpy()]:
         problems.append((label, id_column or "index",
                          f"duplicate id {keys[label]!r}: an earlier row has the same id"))
-    failed = pd.DataFrame(problems, columns=FAILED_COLUMNS)
+    # two vectors of one column report the same cell once
+    failed = pd.DataFrame(problems, columns=FAILED_COLUMNS).drop_duplicates(ignore_index=True)
     if len(failed) and errors == "raise":
         rows = list(dict.fromkeys(failed["row"]))
         raise InvalidRowsError(
             f"{len(rows)} row(s) cannot be upserted, rows {rows[:10]}"
             f"{' ...' if len(rows) > 10 else ''}: "
-            + "; ".join(f"row {r!r} {c}: {why}" for r, c, why in problems[:5])
+            + "; ".join(f"row {r!r} {c}: {why}" for r, c, why in failed.head(5).itertuples(False))
             + ". Fix them, or pass errors='skip' to store the other rows and get these in "
               "report.failed. Nothing was written.",
             failed,
@@ -120,7 +121,7 @@ def _prepare(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | Non
         raw = records[label] if records is not None else df[keep].iloc[pos].to_dict()
         data = {str(k): json_safe(v) for k, v in raw.items()}
         data[store.ROW_KEY] = json_safe(label)
-        rows.append(_Row(label, ids.iloc[pos], data,
+        rows.append(_Row(label, ids[pos], data,
                          {n: d[label] for n, d in docs_by_vector.items()}))
     return rows, failed
 

