@@ -1,0 +1,157 @@
+"""Every error a user can meet: its type and that its message says what happened and what to do."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import qinb
+
+VECTORS = {"text": qinb.Text("text"), "bm25": qinb.Bm25("text")}
+
+
+def test_missing_column_names_it_and_close_matches(client, corpus):
+    with pytest.raises(qinb.ColumnError) as err:
+        corpus.qdrant.upsert("x", vectors={"text": qinb.Text("txt")}, client=client)
+    msg = str(err.value)
+    assert "vector 'text' names column 'txt'" in msg and "Did you mean 'text'?" in msg
+    assert isinstance(err.value, KeyError)
+    with pytest.raises(qinb.ColumnError, match="payload= names column 'topics'.*'topic'"):
+        corpus.qdrant.upsert("x", vectors=VECTORS, client=client, payload=["topics"])
+    assert not client.collection_exists("x")
+
+
+def test_numeric_column_is_a_type_error(client, corpus):
+    with pytest.raises(qinb.ColumnTypeError, match=r"column 'n' has dtype int64.*astype\(str\)"):
+        corpus.qdrant.upsert("x", vectors={"text": qinb.Text("n")}, client=client)
+
+
+def test_empty_and_nan_rows_are_named_and_nothing_is_written(client, corpus):
+    df = corpus.copy()
+    df.loc["doc01", "text"] = None
+    df.loc["doc05", "text"] = ""
+    with pytest.raises(qinb.InvalidRowsError) as err:
+        df.qdrant.upsert("x", vectors=VECTORS, client=client)
+    msg = str(err.value)
+    assert "2 row(s) cannot be upserted, rows ['doc01', 'doc05']" in msg
+    assert "missing text" in msg and "empty text" in msg and "errors='skip'" in msg
+    assert err.value.failed["row"].tolist() == ["doc01", "doc05"]
+    assert not client.collection_exists("x")
+
+
+def test_duplicate_ids_are_refused(client, corpus):
+    df = corpus.reset_index(drop=True)
+    df.index = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 3]
+    with pytest.raises(qinb.InvalidRowsError, match="duplicate id 3"):
+        df.qdrant.upsert("x", vectors=VECTORS, client=client)
+
+
+def test_unknown_model_lists_close_matches(client, corpus):
+    with pytest.raises(qinb.ModelError) as err:
+        corpus.qdrant.upsert("x", vectors={"t": qinb.Text("text", model="all-MiniLM-L6-v2")},
+                             client=client)
+    assert "unknown model 'all-MiniLM-L6-v2'" in str(err.value)
+    assert "sentence-transformers/all-MiniLM-L6-v2" in str(err.value)
+    assert not client.collection_exists("x")
+
+
+def test_a_model_without_local_weights_says_what_to_set(client, corpus, monkeypatch, tmp_path):
+    # a real model name with no local directory: the hub is unreachable, so loading fails
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = qinb.Text("text", model="BAAI/bge-small-en-v1.5", options={"cache_dir": str(tmp_path)})
+    with pytest.raises(qinb.ModelError) as err:
+        corpus.qdrant.upsert("x", vectors={"t": spec}, client=client, progress=False)
+    msg = str(err.value)
+    assert "cannot load model 'BAAI/bge-small-en-v1.5' by download (no local directory)" in msg
+    assert "QINB_MODELS" in msg and "register_local" in msg
+    assert client.count("x").count == 0  # the collection exists, nothing half-written
+
+
+@pytest.mark.parametrize(
+    ("second", "expected"),
+    [
+        ({"text": qinb.Text("text", model="BAAI/bge-base-en-v1.5"), "bm25": qinb.Bm25("text")},
+         "vector 'text': the collection has sentence-transformers/all-MiniLM-L6-v2 (384-d), "
+         "this upsert has BAAI/bge-base-en-v1.5 (768-d)"),
+        ({"text": qinb.Text("text", model="BAAI/bge-small-en-v1.5"), "bm25": qinb.Bm25("text")},
+         "vector 'text': the collection has sentence-transformers/all-MiniLM-L6-v2 (384-d), "
+         "this upsert has BAAI/bge-small-en-v1.5 (384-d)"),
+        ({**VECTORS, "title": qinb.Text("topic")},
+         "vector 'title' (sentence-transformers/all-MiniLM-L6-v2) does not exist"),
+        ({"text": qinb.Text("text")},
+         "the collection has vector 'bm25', which this upsert would drop"),
+        ({"text": qinb.Text("text"), "bm25": qinb.Bm25("text", language="german")},
+         "vector 'bm25': the collection embeds column 'text' with options {'language': 'english'}"),
+    ],
+    ids=["other-size", "other-model", "missing-vector", "dropped-vector", "other-options"],
+)
+def test_spec_conflicts_fail_before_writing(client, corpus, second, expected):
+    corpus.qdrant.upsert("c", vectors=VECTORS, client=client, progress=False)
+    before = client.scroll("c", limit=100, with_vectors=True)[0]
+    changed = corpus.assign(text=corpus["text"] + " (edited)")
+    with pytest.raises(qinb.SpecConflictError) as err:
+        changed.qdrant.upsert("c", vectors=second, client=client, progress=False)
+    assert expected in str(err.value)
+    assert "nothing was written" in str(err.value)
+    after = client.scroll("c", limit=100, with_vectors=True)[0]
+    assert [(p.id, p.payload, p.vector) for p in after] == [(p.id, p.payload, p.vector) for p in before]
+
+
+def test_store_locked_by_another_process(tmp_path):
+    path = tmp_path / "locked"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from qdrant_client import QdrantClient
+            c = QdrantClient(path={str(path)!r})
+            print("ready", flush=True)
+            sys.stdin.read()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(qinb.StoreLockedError) as err:
+            qinb.connect(path)
+        msg = str(err.value)
+        assert str(path.resolve()) in msg and "another process" in msg and "Qdrant server" in msg
+    finally:
+        holder.communicate("")
+
+
+def test_search_errors(client, corpus):
+    with pytest.raises(qinb.CollectionError, match="collection 'nope' does not exist"):
+        corpus.qdrant.search("nope", "x", client=client)
+    corpus.qdrant.upsert("s", vectors=VECTORS, client=client, progress=False)
+    with pytest.raises(qinb.QueryError, match="has no vector 'image'; its vectors: text, bm25"):
+        corpus.qdrant.search("s", "x", using="image", client=client)
+    with pytest.raises(qinb.QueryError, match="exactly one"):
+        corpus.qdrant.search("s", client=client)
+    with pytest.raises(qinb.QueryError, match="the query is empty"):
+        corpus.qdrant.search("s", "  ", client=client)
+    with pytest.raises(qinb.QueryError, match="fusion must be 'rrf' or 'dbsf'"):
+        corpus.qdrant.search("s", "x", fusion="max", client=client)
+    with pytest.raises(qinb.QueryError, match="a range with keys gt, gte, lt, lte"):
+        corpus.qdrant.search("s", "x", filter={"n": {"below": 3}}, client=client)
+    with pytest.raises(qinb.QueryError, match="like='doc99': no point"):
+        corpus.qdrant.search("s", like="doc99", client=client)
+    client.create_collection("plain", vectors_config={})
+    with pytest.raises(qinb.CollectionError, match="carries no qinb specs"):
+        corpus.qdrant.search("plain", "x", client=client)
+
+
+def test_bad_errors_argument(client, corpus):
+    with pytest.raises(ValueError, match="errors must be 'raise' or 'skip'"):
+        corpus.qdrant.upsert("x", vectors=VECTORS, client=client, errors="ignore")
+
+
+def test_missing_optional_dependency_says_what_to_install():
+    from qinb.errors import require
+
+    with pytest.raises(qinb.MissingDependencyError) as err:
+        require("no_such_module_for_qinb", "local")
+    assert isinstance(err.value, ImportError) and isinstance(err.value, qinb.QinbError)
+    assert str(err.value).endswith('pip install "qinb[local]"')

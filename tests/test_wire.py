@@ -1,0 +1,173 @@
+"""What qinb sends to a Qdrant server with cloud inference, checked against the official schema.
+
+No server can be installed here: an httpx mock transport plays a minimal stateful server, and
+every request body is validated against ../shared/qdrant-openapi.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import qinb
+
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "shared" / "qdrant-openapi.json"
+pytestmark = pytest.mark.skipif(
+    not SCHEMA_FILE.exists(),
+    reason=f"Qdrant's OpenAPI schema is not at {SCHEMA_FILE} (it lives in ../shared beside the repo)",
+)
+RUNTIME = {"cache_dir", "threads", "specific_model_path", "providers", "lazy_load"}
+
+
+class FakeServer:
+    """Just enough of Qdrant's REST API for collection creation, upsert and query."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self.collections: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, str, Any]] = []
+
+    def request_schema(self, method: str, path: str) -> dict[str, Any] | None:
+        for template, ops in self.schema["paths"].items():
+            pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
+            if re.match(pattern, path) and method.lower() in ops:
+                body = ops[method.lower()].get("requestBody")
+                return body["content"]["application/json"]["schema"] if body else None
+        raise AssertionError(f"{method} {path} is not in Qdrant's API")
+
+    def validate(self, method: str, path: str, body: Any) -> None:
+        from openapi_schema_validator import OAS30Validator
+
+        schema = self.request_schema(method, path)
+        if schema is not None:
+            OAS30Validator({**schema, "components": self.schema["components"]}).validate(body)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        path, method = request.url.path, request.method
+        self.validate(method, path, body)
+        self.requests.append((method, path, body))
+        name = path.split("/")[2] if path.count("/") >= 2 else ""
+        if path.endswith("/exists"):
+            return ok({"exists": name in self.collections})
+        if method == "PUT" and path == f"/collections/{name}":
+            self.collections[name] = body
+            return ok(True)
+        if method == "GET" and path == f"/collections/{name}":
+            created = self.collections[name]
+            return ok({
+                "status": "green", "optimizer_status": "ok", "segments_count": 1,
+                "payload_schema": {},
+                "config": {
+                    "params": {"vectors": created.get("vectors", {}),
+                               "sparse_vectors": created.get("sparse_vectors")},
+                    "hnsw_config": {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000},
+                    "optimizer_config": {"default_segment_number": 0, "flush_interval_sec": 5},
+                    "metadata": created.get("metadata"),
+                },
+            })
+        if method == "PUT" and path.endswith("/points"):
+            return ok({"operation_id": 1, "status": "completed"})
+        if path.endswith("/points/query"):
+            return ok({"points": [{"id": 7, "version": 1, "score": 0.9,
+                                   "payload": {"text": "Mars", "_qinb_row": "doc01"}}]})
+        raise AssertionError(f"unexpected request {method} {path}")
+
+
+def ok(result: Any) -> httpx.Response:
+    return httpx.Response(200, json={"result": result, "status": "ok", "time": 0.0})
+
+
+@pytest.fixture
+def server() -> FakeServer:
+    return FakeServer(json.loads(SCHEMA_FILE.read_text()))
+
+
+@pytest.fixture
+def cloud(server):
+    client = qinb.connect(url="https://cluster.qdrant.test:6333", api_key="secret",
+                          cloud_inference=True, transport=httpx.MockTransport(server),
+                          check_compatibility=False)
+    yield client
+    client.close()
+
+
+def documents_in(body: Any) -> list[dict[str, Any]]:
+    """Every inference object (a dict with model and text) anywhere in a request body."""
+    found = []
+    if isinstance(body, dict):
+        if "model" in body and "text" in body:
+            found.append(body)
+        for value in body.values():
+            found.extend(documents_in(value))
+    elif isinstance(body, list):
+        for value in body:
+            found.extend(documents_in(value))
+    return found
+
+
+def test_upsert_and_query_send_documents_without_runtime_options(cloud, server, corpus,
+                                                                 local_models):
+    vectors = {
+        "text": qinb.Text("text", options={"specific_model_path": str(local_models),
+                                           "threads": 2, "cache_dir": "/tmp/models"}),
+        "bm25": qinb.Bm25("text", options={"k": 1.1}),
+    }
+    report = corpus.qdrant.upsert("wire", vectors=vectors, client=cloud, progress=False)
+    assert (report.upserted, report.objects, report.embedded) == (12, 24, 0)
+
+    create = next(b for m, p, b in server.requests if m == "PUT" and p == "/collections/wire")
+    assert create["vectors"] == {"text": {"size": 384, "distance": "Cosine"}}
+    assert create["sparse_vectors"] == {"bm25": {"modifier": "idf"}}
+    assert create["metadata"]["qinb"]["vectors"]["text"]["model"] == (
+        "sentence-transformers/all-MiniLM-L6-v2")
+
+    upserts = [b for m, p, b in server.requests if m == "PUT" and p == "/collections/wire/points"]
+    assert len(upserts) == 1 and len(upserts[0]["points"]) == 12
+    point = upserts[0]["points"][0]
+    assert point["vector"]["text"] == {"text": corpus["text"].iloc[0],
+                                       "model": "sentence-transformers/all-MiniLM-L6-v2"}
+    assert point["vector"]["bm25"] == {"text": corpus["text"].iloc[0], "model": "qdrant/bm25",
+                                       "options": {"language": "english", "k": 1.1}}
+    sent = json.dumps(server.requests)
+    assert str(local_models) not in sent and "/tmp/models" not in sent
+    for doc in documents_in([b for _, _, b in server.requests]):
+        assert not RUNTIME & set(doc.get("options") or {})
+
+    hits = corpus.qdrant.search("wire", "red planet", client=cloud, limit=5)
+    query = [b for m, p, b in server.requests if p == "/collections/wire/points/query"][-1]
+    assert query["query"] == {"fusion": "rrf"}
+    assert [(p["using"], p["query"]) for p in query["prefetch"]] == [
+        ("text", {"text": "red planet", "model": "sentence-transformers/all-MiniLM-L6-v2"}),
+        ("bm25", {"text": "red planet", "model": "qdrant/bm25",
+                  "options": {"language": "english", "k": 1.1}}),
+    ]
+    assert hits.index.tolist() == ["doc01"] and hits["text"].tolist() == ["Mars"]
+
+
+def test_single_vector_query_with_a_filter(cloud, server, corpus):
+    corpus.qdrant.upsert("wire2", vectors={"text": qinb.Text("text")}, client=cloud,
+                         progress=False)
+    corpus.qdrant.search("wire2", "moons", client=cloud, limit=3,
+                         filter={"topic": "planets", "n": {"lt": 3}, "tag": ["a", "b"]})
+    query = server.requests[-1][2]
+    assert query["using"] == "text" and query["limit"] == 3
+    assert query["query"] == {"nearest": {"text": "moons",
+                                          "model": "sentence-transformers/all-MiniLM-L6-v2"}}
+    assert query["filter"]["must"] == [
+        {"key": "topic", "match": {"value": "planets"}},
+        {"key": "n", "range": {"lt": 3}},
+        {"key": "tag", "match": {"any": ["a", "b"]}},
+    ]
+
+
+def test_the_fake_server_rejects_what_qdrant_would(server):
+    from jsonschema import ValidationError
+
+    with pytest.raises(ValidationError):
+        server.validate("PUT", "/collections/x/points", {"points": [{"id": -1.5, "vector": {}}]})
