@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any, Union
+from typing import Any
 
 from qdrant_client import models
 
@@ -18,13 +18,20 @@ from qinb.spec import Spec
 
 __all__ = ["Embedder", "Vector", "identity"]
 
-Vector = Union[list[float], models.SparseVector]
+Vector = list[float] | models.SparseVector
 CHUNK = 256
+
+
+def options_of(doc: models.Document) -> dict[str, Any]:
+    """A Document's options as a plain dict (they may be a ``models.Bm25Config``)."""
+    if isinstance(doc.options, models.Bm25Config):
+        return doc.options.model_dump(exclude_none=True)
+    return dict(doc.options or {})
 
 
 def identity(doc: models.Document) -> tuple[str, str, str]:
     """What makes two inference objects the same: model, text and model options."""
-    options = {k: v for k, v in (doc.options or {}).items() if k not in registry.RUNTIME_OPTIONS}
+    options = {k: v for k, v in options_of(doc).items() if k not in registry.RUNTIME_OPTIONS}
     return (doc.model.lower(), doc.text, json.dumps(options, sort_keys=True, default=str))
 
 
@@ -44,13 +51,13 @@ class Embedder:
         """Vectors for ``docs`` (in order) and how many distinct objects were embedded now."""
         keys = [identity(d) for d in docs]
         todo: dict[tuple[str, str, str], models.Document] = {}
-        for key, doc in zip(keys, docs):
+        for key, doc in zip(keys, docs, strict=True):
             if key not in self._done and key not in todo:
                 todo[key] = doc
         if todo:
             pending = list(todo.items())
             made = self._embed(spec, [d for _, d in pending], query=query, desc=desc)
-            for (key, _), vector in zip(pending, made):
+            for (key, _), vector in zip(pending, made, strict=True):
                 self._done[key] = vector
         return [self._done[k] for k in keys], len(todo)
 
@@ -73,7 +80,7 @@ class Embedder:
 def _embed_chunk(spec: Spec, docs: list[models.Document], *, query: bool) -> Iterable[Vector]:
     texts = [d.text for d in docs]
     if spec.kind == "bm25":
-        bm25 = registry.bm25_model(tuple(sorted((docs[0].options or {}).items())))
+        bm25 = registry.bm25_model(tuple(sorted(options_of(docs[0]).items())))
         embed = bm25.embed_query if query else bm25.embed_document
         sparse = [embed(t) for t in texts]
         return [models.SparseVector(indices=list(s.indices), values=list(s.values)) for s in sparse]

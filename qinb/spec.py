@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from qdrant_client import models
 
@@ -142,7 +142,7 @@ class Bm25:
                 "options": self.model_options}
 
 
-Spec = Union[Text, Bm25]
+Spec = Text | Bm25
 
 
 def specs_to_metadata(specs: Mapping[str, Spec], id_column: str | None) -> dict[str, Any]:

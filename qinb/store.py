@@ -16,7 +16,7 @@ from typing import Any
 from qdrant_client import QdrantClient, models
 
 from qinb.errors import CollectionError, SpecConflictError, StoreError, StoreLockedError
-from qinb.spec import Spec, specs_from_metadata, specs_to_metadata
+from qinb.spec import Bm25, Spec, Text, specs_from_metadata, specs_to_metadata
 
 __all__ = ["connect", "default_path"]
 
@@ -106,8 +106,8 @@ def ensure_collection(client: QdrantClient, collection: str, specs: Mapping[str,
     Raises SpecConflictError, before anything is written, on another model, another size, a
     vector the collection lacks or a stored vector this upsert would drop.
     """
-    dense = {n: s.vector_params() for n, s in specs.items() if s.kind != "bm25"}
-    sparse = {n: s.sparse_params() for n, s in specs.items() if s.kind == "bm25"}
+    dense = {n: s.vector_params() for n, s in specs.items() if isinstance(s, Text)}
+    sparse = {n: s.sparse_params() for n, s in specs.items() if isinstance(s, Bm25)}
     if not client.collection_exists(collection):
         client.create_collection(collection, vectors_config=dense, sparse_vectors_config=sparse,
                                  metadata=specs_to_metadata(specs, id_column))
@@ -119,10 +119,10 @@ def ensure_collection(client: QdrantClient, collection: str, specs: Mapping[str,
     problems = []
     for name, spec in specs.items():
         old = saved.get(name, {})
-        old_model, old_size = old.get("model", "?"), old.get("size")
+        old_model = old.get("model", "?")
         if name not in have_dense and name not in have_sparse:
             problems.append(f"vector {name!r} ({spec.model}) does not exist in the collection")
-        elif name in have_dense and spec.kind == "bm25" or name in have_sparse and spec.kind != "bm25":
+        elif (name in have_dense and spec.kind == "bm25") or (name in have_sparse and spec.kind != "bm25"):
             kind = "dense" if name in have_dense else "sparse"
             problems.append(f"vector {name!r} is {kind} in the collection but {spec.kind} here")
         elif name in have_dense and (
@@ -159,7 +159,7 @@ def stored_hashes(client: QdrantClient, collection: str,
                                   with_payload=[HASH_KEY], with_vectors=False)
         for r in records:
             if r.payload and HASH_KEY in r.payload:
-                found[r.id] = r.payload[HASH_KEY]
+                found[r.id if isinstance(r.id, int) else str(r.id)] = r.payload[HASH_KEY]
     return found
 
 

@@ -19,7 +19,7 @@ def test_missing_column_names_it_and_close_matches(client, corpus):
     msg = str(err.value)
     assert "vector 'text' names column 'txt'" in msg and "Did you mean 'text'?" in msg
     assert isinstance(err.value, KeyError)
-    with pytest.raises(qinb.ColumnError, match="payload= names column 'topics'.*'topic'"):
+    with pytest.raises(qinb.ColumnError, match=r"payload= names column 'topics'.*'topic'"):
         corpus.qdrant.upsert("x", vectors=VECTORS, client=client, payload=["topics"])
     assert not client.collection_exists("x")
 

@@ -1,0 +1,23 @@
+"""The demo command, run as a newcomer runs it: a subprocess on an embedded store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def test_demo_prints_dense_bm25_and_hybrid_hits(tmp_path):
+    env = {**os.environ, "QINB_STORE": str(tmp_path / "store")}
+    run = [sys.executable, "-m", "qinb.cli", "demo", "--quiet"]
+    first = subprocess.run(run, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    out = first.stdout
+    assert "created collection 'python-topics': 79 rows, 79 upserted" in out
+    assert out.count("--- dense") == out.count("--- bm25") == out.count("--- hybrid") == 3
+    loop_block = out.split("=== 'loop over the items of a list'")[1].split("===")[0]
+    hybrid_top = loop_block.split("--- hybrid")[1].strip().splitlines()[2]
+    assert hybrid_top.split()[0] == "for"
+    # the store persists: a second run finds the collection and embeds nothing
+    second = subprocess.run(run, env=env, capture_output=True, text=True, timeout=600)
+    assert "79 unchanged" in second.stdout and "0 embedded" in second.stdout
