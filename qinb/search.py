@@ -17,6 +17,7 @@ from qinb.spec import Spec
 __all__ = ["search", "to_filter"]
 
 RANGE_KEYS = {"gt", "gte", "lt", "lte"}
+HIT_COLUMNS = ("score", "rank", "id")
 FUSIONS = {"rrf": models.Fusion.RRF, "dbsf": models.Fusion.DBSF}
 
 
@@ -171,9 +172,11 @@ def hits_frame(points: Sequence[models.ScoredPoint], df: pd.DataFrame | None = N
         payload = dict(p.payload or {})
         label = payload.pop(store.ROW_KEY, p.id)
         labels.append(tuple(label) if isinstance(label, list) else label)
-        records.append({"score": p.score, "rank": rank, "id": p.id,
-                        **{k: v for k, v in payload.items() if not k.startswith("_qinb")}})
-    hits = pd.DataFrame.from_records(records, columns=None if records else ["score", "rank", "id"])
+        # a payload column named like a hit column keeps its value under "payload_<name>"
+        fields = {(f"payload_{k}" if k in HIT_COLUMNS else k): v for k, v in payload.items()
+                  if not k.startswith("_qinb")}
+        records.append({"score": p.score, "rank": rank, "id": p.id, **fields})
+    hits = pd.DataFrame.from_records(records, columns=None if records else list(HIT_COLUMNS))
     hits.index = pd.Index(labels, name=df.index.name if df is not None else None, tupleize_cols=False)
     if df is not None and len(hits):
         # columns the payload left out come from the source rows that are still in the frame

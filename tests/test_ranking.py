@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from qdrant_client import models
 
@@ -43,6 +44,20 @@ def test_hits_are_indexed_by_source_labels_and_carry_the_payload(stored, client)
     assert row["text"] == stored.loc["doc02", "text"]
     assert (row["topic"], row["n"]) == ("planets", 2)
     assert not [c for c in hits.columns if c.startswith("_qinb")]
+
+
+def test_payload_columns_named_like_hit_columns_are_kept(client):
+    df = pd.DataFrame({"text": ["a red apple", "a green pear"], "score": [5, 3], "id": ["x", "y"]})
+    df.qdrant.upsert("clash", vectors={"text": qinb.Text("text")}, client=client, progress=False)
+    hits = df.qdrant.search("clash", "apple", client=client)
+    assert hits.iloc[0][["payload_score", "payload_id"]].tolist() == [5, "x"]
+    assert hits["id"].tolist() == [0, 1] and hits["rank"].tolist() == [1, 2]
+
+
+def test_empty_collection_gives_an_empty_frame(client, corpus):
+    corpus.iloc[:0].qdrant.upsert("empty", vectors=VECTORS, client=client, progress=False)
+    hits = corpus.qdrant.search("empty", "anything", client=client)
+    assert hits.empty and list(hits.columns) == ["score", "rank", "id"]
 
 
 def test_dbsf_fusion_and_rrf_agree_on_the_top_hit(stored, client):
