@@ -19,7 +19,7 @@ from qinb.spec import Spec
 __all__ = ["Embedder", "Vector", "identity"]
 
 Vector = list[float] | models.SparseVector
-CHUNK = 256
+CHUNK = 64  # small enough that the progress bar moves on long texts
 
 
 def options_of(doc: models.Document) -> dict[str, Any]:
