@@ -24,7 +24,7 @@ from qinb.errors import (
 )
 from qinb.ingest import UpsertReport, to_points, upsert
 from qinb.search import search, to_filter
-from qinb.spec import Bm25, Text
+from qinb.spec import Bm25, Image, Text
 from qinb.store import connect, default_path
 
 __version__ = "0.1.0"
@@ -34,6 +34,7 @@ __all__ = [
     "CollectionError",
     "ColumnError",
     "ColumnTypeError",
+    "Image",
     "InvalidRowsError",
     "MissingDependencyError",
     "ModelError",

@@ -7,16 +7,18 @@ import difflib
 import hashlib
 import json
 import math
+import os
 import uuid
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from qdrant_client import models
 
+from qinb.embed import Item, document_item, image_item
 from qinb.errors import ColumnError, ColumnTypeError
-from qinb.spec import Spec
+from qinb.images import ImageCellError, load
+from qinb.spec import Image, Spec
 
 __all__ = ["check_columns", "content_hash", "documents", "json_safe", "point_id"]
 
@@ -37,11 +39,14 @@ def check_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
             )
 
 
-def documents(df: pd.DataFrame, name: str, spec: Spec
-              ) -> tuple[dict[Hashable, models.Document], list[tuple[Hashable, str, str]]]:
-    """One Document per valid cell of the spec's column, and (row, column, reason) for the rest."""
+def documents(df: pd.DataFrame, name: str, spec: Spec, *, wire: bool = False
+              ) -> tuple[dict[Hashable, Item], list[tuple[Hashable, str, str]]]:
+    """One inference object per valid cell of the spec's column, and (row, column, reason) for
+    the rest. With ``wire`` images are URLs or base64, as a server takes them."""
     check_columns(df, [spec.column], f"vector {name!r}")
     series = df[spec.column]
+    if isinstance(spec, Image):
+        return _image_items(series, spec, wire)
     if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_datetime64_any_dtype(
         series.dtype
     ):
@@ -49,7 +54,7 @@ def documents(df: pd.DataFrame, name: str, spec: Spec
             f"vector {name!r} ({spec.kind}) needs text, but column {spec.column!r} has dtype "
             f"{series.dtype}; convert it with df[{spec.column!r}].astype(str) if you mean its digits"
         )
-    docs: dict[Hashable, models.Document] = {}
+    docs: dict[Hashable, Item] = {}
     failed: list[tuple[Hashable, str, str]] = []
     for label, value in series.items():
         if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
@@ -59,8 +64,33 @@ def documents(df: pd.DataFrame, name: str, spec: Spec
         elif not value.strip():
             failed.append((label, spec.column, "empty text"))
         else:
-            docs[label] = spec.document(value)
+            docs[label] = document_item(spec.document(value))
     return docs, failed
+
+
+def _image_items(series: pd.Series, spec: Image, wire: bool
+                 ) -> tuple[dict[Hashable, Item], list[tuple[Hashable, str, str]]]:
+    from tqdm.auto import tqdm
+
+    items: dict[Hashable, Item] = {}
+    failed: list[tuple[Hashable, str, str]] = []
+    cells: dict[str, Any] = {}  # the same path or URL in many rows is read once
+    for label, value in tqdm(series.items(), total=len(series), desc=f"reading {spec.column!r}",
+                             unit="img", disable=len(series) < 50):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            failed.append((label, spec.column, "missing image (NaN/None)"))
+            continue
+        memo = str(value) if isinstance(value, (str, os.PathLike)) else None
+        try:
+            cell = cells[memo] if memo in cells else load(value)
+        except ImageCellError as exc:
+            failed.append((label, spec.column, str(exc)))
+            continue
+        if memo is not None:
+            cells[memo] = cell
+        reference = cell.wire() if wire else cell.source
+        items[label] = image_item(spec.image_object(reference), cell)
+    return items, failed
 
 
 def point_id(label: Any) -> int | str:
@@ -102,10 +132,7 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-def content_hash(payload: Mapping[str, Any], docs: Mapping[str, models.Document]) -> str:
+def content_hash(payload: Mapping[str, Any], items: Mapping[str, Item]) -> str:
     """A hash of everything that makes a point: payload and inference objects."""
-    body = {
-        "payload": payload,
-        "docs": {n: d.model_dump(mode="json", exclude_none=True) for n, d in sorted(docs.items())},
-    }
+    body = {"payload": payload, "objects": {n: list(i.key) for n, i in sorted(items.items())}}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]

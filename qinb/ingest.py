@@ -10,8 +10,9 @@ import pandas as pd
 from qdrant_client import QdrantClient, models
 
 from qinb import store
-from qinb.embed import Embedder, Vector
+from qinb.embed import Embedder, Item, Vector
 from qinb.errors import InvalidRowsError, QinbError
+from qinb.images import ImageCell
 from qinb.inference import check_columns, content_hash, documents, json_safe, point_id
 from qinb.spec import Spec
 
@@ -74,11 +75,12 @@ class _Row:
     label: Hashable
     id: int | str
     payload: dict[str, Any]
-    docs: dict[str, models.Document]
+    items: dict[str, Item]
 
 
 def _prepare(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | None,
-             payload: Sequence[str] | None, errors: str) -> tuple[list[_Row], pd.DataFrame]:
+             payload: Sequence[str] | None, errors: str, *, wire: bool = False,
+             thumbnails: bool = False) -> tuple[list[_Row], pd.DataFrame]:
     """Valid rows ready to become points, and the problems of the others."""
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
@@ -88,10 +90,10 @@ def _prepare(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | Non
     check_columns(df, columns, "payload=")
     if id_column is not None:
         check_columns(df, [id_column], "id_column=")
-    docs_by_vector: dict[str, dict[Hashable, models.Document]] = {}
+    docs_by_vector: dict[str, dict[Hashable, Item]] = {}
     problems: list[tuple[Hashable, str, str]] = []
     for name, spec in vectors.items():
-        docs_by_vector[name], bad = documents(df, name, spec)
+        docs_by_vector[name], bad = documents(df, name, spec, wire=wire)
         problems.extend(bad)
     keys = df[id_column] if id_column is not None else pd.Series(df.index, index=df.index)
     ids = [point_id(k) for k in keys]
@@ -121,8 +123,14 @@ def _prepare(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | Non
         raw = records[label] if records is not None else df[keep].iloc[pos].to_dict()
         data = {str(k): json_safe(v) for k, v in raw.items()}
         data[store.ROW_KEY] = json_safe(label)
-        rows.append(_Row(label, ids[pos], data,
-                         {n: d[label] for n, d in docs_by_vector.items()}))
+        items = {n: d[label] for n, d in docs_by_vector.items()}
+        for name, item in items.items():
+            if isinstance(item.data, ImageCell):
+                # the reference, not the pixels: the engine does not keep inference input
+                data[str(vectors[name].column)] = item.data.source
+                if thumbnails:
+                    data[f"{vectors[name].column}_thumbnail"] = item.data.thumbnail()
+        rows.append(_Row(label, ids[pos], data, items))
     return rows, failed
 
 
@@ -140,14 +148,16 @@ def to_points(df: pd.DataFrame, vectors: Mapping[str, Spec], *, id_column: str |
     >>> points[0].vector["text"]
     Document(text='...', model='sentence-transformers/all-MiniLM-L6-v2', options=None)
     """
-    rows, _ = _prepare(df, vectors, id_column, payload, errors)
-    return [models.PointStruct(id=r.id, vector=dict(r.docs), payload=r.payload) for r in rows]
+    rows, _ = _prepare(df, vectors, id_column, payload, errors, wire=True)
+    return [models.PointStruct(id=r.id, vector={n: i.obj for n, i in r.items.items()},
+                               payload=r.payload) for r in rows]
 
 
 def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
            client: QdrantClient | None = None, id_column: str | None = None,
            payload: Sequence[str] | None = None, batch_size: int = 256,
-           errors: Literal["raise", "skip"] = "raise", progress: bool = True) -> UpsertReport:
+           errors: Literal["raise", "skip"] = "raise", progress: bool = True,
+           thumbnails: bool = False) -> UpsertReport:
     """Embed the text columns of ``df`` and upsert them as named vectors.
 
     Parameters
@@ -170,6 +180,9 @@ def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
         rows and list these in ``report.failed``.
     progress : bool
         Show progress bars.
+    thumbnails : bool
+        Also store a small JPEG (data URI) of each image in ``<column>_thumbnail``, so the
+        collection shows pictures to someone without the original files.
 
     Returns
     -------
@@ -182,23 +195,25 @@ def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
     (120, 236)
     """
     client = client if client is not None else store.connect()
-    rows, failed = _prepare(df, vectors, id_column, payload, errors)
+    cloud = store.is_cloud(client)
+    rows, failed = _prepare(df, vectors, id_column, payload, errors, wire=cloud,
+                            thumbnails=thumbnails)
     created = store.ensure_collection(client, collection, vectors, id_column)
     for row in rows:
-        row.payload[store.HASH_KEY] = content_hash(row.payload, row.docs)
+        row.payload[store.HASH_KEY] = content_hash(row.payload, row.items)
     stored = {} if created else store.stored_hashes(client, collection, [r.id for r in rows])
     todo = [r for r in rows if stored.get(r.id) != r.payload[store.HASH_KEY]]
-    cloud = store.is_cloud(client)
     embedder = Embedder(progress=progress)
-    resolved: dict[str, list[Vector] | list[models.Document]] = {}
+    resolved: dict[str, list[Vector] | list[models.Document | models.Image]] = {}
     per_vector = []
     for name, spec in vectors.items():
-        docs = [r.docs[name] for r in todo]
+        items = [r.items[name] for r in todo]
         if cloud:
-            resolved[name], made = docs, 0
+            resolved[name], made = [i.obj for i in items], 0
         else:
             try:
-                resolved[name], made = embedder.resolve(spec, docs, desc=f"embedding {name!r}")
+                resolved[name], made = embedder.resolve(items, runtime=spec.runtime_options,
+                                                        desc=f"embedding {name!r}")
             except QinbError:
                 raise
             except Exception as exc:
@@ -206,7 +221,7 @@ def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
                     f"embedding vector {name!r} with {spec.model} failed "
                     f"({type(exc).__name__}: {exc}); nothing was written"
                 ) from exc
-        per_vector.append({"vector": name, "objects": len(docs), "embedded": made})
+        per_vector.append({"vector": name, "objects": len(items), "embedded": made})
     points = [
         models.PointStruct(id=r.id, payload=r.payload,
                            vector={name: resolved[name][i] for name in vectors})

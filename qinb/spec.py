@@ -16,7 +16,7 @@ from qdrant_client import models
 from qinb import models as registry
 from qinb.errors import CollectionError, QueryError
 
-__all__ = ["Bm25", "Spec", "Text", "specs_from_metadata", "specs_to_metadata"]
+__all__ = ["Bm25", "Image", "Spec", "Text", "specs_from_metadata", "specs_to_metadata"]
 
 METADATA_KEY = "qinb"
 METADATA_VERSION = 1
@@ -96,6 +96,29 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Image(Text):
+    """A dense image vector: each image cell of ``column`` embedded by a vision model.
+
+    Cells may be paths, http(s) URLs, PIL images, bytes or base64. Text queries are embedded by
+    ``query_model`` into the same space (text-to-image search).
+
+    Examples
+    --------
+    >>> qinb.Image("photo", model="Qdrant/clip-ViT-B-32-vision",
+    ...            query_model="Qdrant/clip-ViT-B-32-text")
+    """
+
+    model: str = registry.CLIP_VISION
+    query_model: str | None = registry.CLIP_TEXT
+
+    kind = "image"
+
+    def image_object(self, image: str) -> models.Image:
+        """The inference object for one image (a URL, base64, or a local reference)."""
+        return models.Image(image=image, model=self.model, options=self.model_options or None)
+
+
+@dataclass(frozen=True)
 class Bm25:
     """A sparse BM25 vector of ``column`` (Qdrant's ``qdrant/bm25``, IDF applied by the engine).
 
@@ -142,7 +165,7 @@ class Bm25:
                 "options": self.model_options}
 
 
-Spec = Text | Bm25
+Spec = Text | Image | Bm25
 
 
 def specs_to_metadata(specs: Mapping[str, Spec], id_column: str | None) -> dict[str, Any]:
@@ -166,8 +189,9 @@ def specs_from_metadata(collection: str, metadata: Mapping[str, Any] | None) -> 
         )
     specs: dict[str, Spec] = {}
     for name, d in saved["vectors"].items():
-        if d["kind"] == "text":
-            specs[name] = Text(d["column"], model=d["model"], query_model=d.get("query_model"),
+        if d["kind"] in ("text", "image"):
+            cls = Image if d["kind"] == "image" else Text
+            specs[name] = cls(d["column"], model=d["model"], query_model=d.get("query_model"),
                                options=d.get("options") or None)
         elif d["kind"] == "bm25":
             opts = dict(d.get("options") or {})
