@@ -55,8 +55,10 @@ class ImageCell:
             data = _jpeg(self.pil(), 2048)
         return base64.b64encode(data).decode()
 
-    def thumbnail(self, size: int = THUMBNAIL_SIZE) -> str:
-        """A small JPEG as a data URI, for payloads and hit cards."""
+    def thumbnail(self, size: int = THUMBNAIL_SIZE) -> str | None:
+        """A small JPEG as a data URI, for payloads and hit cards (None for an unfetched URL)."""
+        if not self.data:
+            return None
         return "data:image/jpeg;base64," + base64.b64encode(_jpeg(self.pil(), size)).decode()
 
 
@@ -110,8 +112,11 @@ def _from_base64(text: str) -> bytes | None:
         return None
 
 
-def load(value: Any) -> ImageCell:
-    """Normalise one image cell or query; raise ImageCellError with a reason on a bad one."""
+def load(value: Any, *, fetch: bool = True) -> ImageCell:
+    """Normalise one image cell or query; raise ImageCellError with a reason on a bad one.
+
+    With ``fetch=False`` an http(s) URL is kept as it is, for a server to fetch.
+    """
     from qdrant_client import models
 
     url = None
@@ -128,6 +133,8 @@ def load(value: Any) -> ImageCell:
         scheme = _SCHEME.match(text) if isinstance(text, str) else None
         decoded = _from_base64(text) if isinstance(value, str) and not scheme else None
         if scheme and scheme.group(1).lower() in ("http", "https"):
+            if not fetch:
+                return ImageCell(b"", text, text, hashlib.sha256(text.encode()).hexdigest())
             data, source, url = _fetch(text), text, text
         elif scheme:
             raise ImageCellError(

@@ -82,7 +82,8 @@ def _image_items(series: pd.Series, spec: Image, wire: bool
             continue
         memo = str(value) if isinstance(value, (str, os.PathLike)) else None
         try:
-            cell = cells[memo] if memo in cells else load(value)
+            # a server fetches URLs itself
+            cell = cells[memo] if memo in cells else load(value, fetch=not wire)
         except ImageCellError as exc:
             failed.append((label, spec.column, str(exc)))
             continue

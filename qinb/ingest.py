@@ -182,7 +182,8 @@ def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
         Show progress bars.
     thumbnails : bool
         Also store a small JPEG (data URI) of each image in ``<column>_thumbnail``, so the
-        collection shows pictures to someone without the original files.
+        collection shows pictures to someone without the original files. URLs sent to a
+        ``cloud_inference`` server are not fetched here and get none.
 
     Returns
     -------

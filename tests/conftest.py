@@ -66,3 +66,43 @@ def corpus() -> pd.DataFrame:
     rows = [{"text": t, "topic": "planets", "n": i} for i, t in enumerate(PLANETS)]
     rows += [{"text": t, "topic": "cooking", "n": i} for i, t in enumerate(COOKING)]
     return pd.DataFrame(rows, index=pd.Index([f"doc{i:02d}" for i in range(len(rows))], name="doc"))
+
+
+@pytest.fixture(scope="session")
+def clip_standins(tmp_path_factory, local_models):
+    """STAND-IN CLIP models (see standin_clip.py), registered under the real CLIP names."""
+    import standin_clip
+
+    from qinb import models
+
+    root = tmp_path_factory.mktemp("standin-clip")
+    vision = standin_clip.build_vision(root / "vision")
+    text = standin_clip.build_text(root / "text", local_models)
+    models.register_local(models.CLIP_VISION, vision)
+    models.register_local(models.CLIP_TEXT, text)
+    yield {"vision": vision, "text": text}
+    models._registered.pop(models.CLIP_VISION.lower(), None)
+    models._registered.pop(models.CLIP_TEXT.lower(), None)
+    models._load.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def photos() -> pd.DataFrame:
+    """Real photographs shipped inside scikit-image, with captions and a payload to filter on."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skimage")
+    assert spec is not None and spec.submodule_search_locations
+    data = Path(spec.submodule_search_locations[0]) / "data"
+    rows = [
+        ("astronaut.png", "an astronaut in a spacesuit in front of a flag", "people"),
+        ("coffee.png", "a cup of coffee on a saucer", "food"),
+        ("chelsea.png", "a tabby cat looking to the side", "animals"),
+        ("rocket.jpg", "a rocket standing on its launch pad", "space"),
+        ("hubble_deep_field.jpg", "galaxies in the Hubble deep field", "space"),
+        ("motorcycle_left.png", "a motorcycle in a garage", "vehicles"),
+    ]
+    return pd.DataFrame(
+        [{"photo": str(data / f), "caption": c, "kind": k} for f, c, k in rows],
+        index=pd.Index([f.split(".")[0] for f, _, _ in rows], name="name"),
+    )
