@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import re
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,7 +123,7 @@ def load(value: Any, *, fetch: bool = True) -> ImageCell:
     url = None
     if isinstance(value, models.Image):
         value = value.image
-    if _is_pil(value):
+    if is_pil(value):
         out = io.BytesIO()
         value.save(out, format="PNG")
         data, source = out.getvalue(), "<PIL image>"
@@ -156,9 +157,7 @@ def load(value: Any, *, fetch: bool = True) -> ImageCell:
     return ImageCell(data, source, url, hashlib.sha256(data).hexdigest())
 
 
-def _is_pil(value: Any) -> bool:
-    try:
-        from PIL import Image
-    except ImportError:
-        return False
-    return isinstance(value, Image.Image)
+def is_pil(value: Any) -> bool:
+    """Whether ``value`` is a PIL image, without importing PIL (none exists unless it was)."""
+    image = sys.modules.get("PIL.Image")
+    return image is not None and isinstance(value, image.Image)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import PurePath
 from typing import Any, Literal
@@ -13,7 +12,7 @@ from qdrant_client import QdrantClient, models
 from qinb import store
 from qinb.embed import Embedder, Item, document_item, image_item
 from qinb.errors import QueryError
-from qinb.images import ImageCellError, load
+from qinb.images import ImageCellError, is_pil, load
 from qinb.inference import point_id
 from qinb.spec import Image, Spec
 
@@ -73,7 +72,7 @@ def _vector_names(specs: Mapping[str, Spec], using: str | Sequence[str] | None,
 
 def is_image_query(query: Any) -> bool:
     """Whether a query is a picture: a Path, PIL image, bytes or models.Image (never a str)."""
-    return isinstance(query, (PurePath, bytes, bytearray, models.Image)) or _is_pil(query)
+    return isinstance(query, (PurePath, bytes, bytearray, models.Image)) or is_pil(query)
 
 
 def _query_item(spec: Spec, name: str, query: Any, cloud: bool) -> Item:
@@ -105,11 +104,6 @@ def _query_item(spec: Spec, name: str, query: Any, cloud: bool) -> Item:
             f"with {spec.model!r}; use that model, or using= another vector"
         )
     return document_item(query)
-
-
-def _is_pil(value: Any) -> bool:
-    image = sys.modules.get("PIL.Image")  # a PIL image exists only if PIL was imported
-    return image is not None and isinstance(value, image.Image)
 
 
 def _like_id(like: Hashable, df: pd.DataFrame | None, id_column: str | None) -> int | str:

@@ -190,16 +190,6 @@ def query(client: QdrantClient, collection: str, **request: Any) -> list[models.
     return client.query_points(collection, with_payload=True, **request).points
 
 
-def point_vector(client: QdrantClient, collection: str, point_id: int | str,
-                 using: str) -> Any | None:
-    """The stored vector ``using`` of one point, or None if the point does not exist."""
-    records = client.retrieve(collection, [point_id], with_vectors=[using])
-    if not records:
-        return None
-    vectors = records[0].vector
-    return vectors.get(using) if isinstance(vectors, dict) else vectors
-
-
 def count(client: QdrantClient, collection: str) -> int:
     """Number of points in the collection."""
     return client.count(collection, exact=True).count
