@@ -24,6 +24,7 @@ _open: dict[str, QdrantClient] = {}
 _lock = threading.Lock()
 HASH_KEY = "_qinb_hash"
 ROW_KEY = "_qinb_row"
+MAX_REQUEST_BYTES = 24 * 2**20  # under the server's 32 MB limit, with room for the envelope
 
 
 def default_path() -> Path:
@@ -170,8 +171,7 @@ def write(client: QdrantClient, collection: str, points: Sequence[models.PointSt
 
     written = 0
     with tqdm(total=len(points), desc="writing", unit="pt", disable=not progress) as bar:
-        for start in range(0, len(points), batch_size):
-            batch = list(points[start:start + batch_size])
+        for batch in batches(points, batch_size):
             try:
                 client.upsert(collection, points=batch, wait=True)
             except Exception as exc:
@@ -183,6 +183,27 @@ def write(client: QdrantClient, collection: str, points: Sequence[models.PointSt
             written += len(batch)
             bar.update(len(batch))
     return written
+
+
+def batches(points: Sequence[models.PointStruct], batch_size: int,
+            max_bytes: int = MAX_REQUEST_BYTES) -> list[list[models.PointStruct]]:
+    """Split points into batches of at most ``batch_size`` points and, where points carry images
+    for a server to embed, at most ``max_bytes`` of JSON (Qdrant refuses requests over 32 MB)."""
+    out: list[list[models.PointStruct]] = []
+    current: list[models.PointStruct] = []
+    size = 0
+    for point in points:
+        vectors = point.vector.values() if isinstance(point.vector, dict) else []
+        heavy = any(isinstance(v, models.Image) for v in vectors)
+        cost = len(point.model_dump_json()) if heavy else 0
+        if current and (len(current) >= batch_size or size + cost > max_bytes):
+            out.append(current)
+            current, size = [], 0
+        current.append(point)
+        size += cost
+    if current:
+        out.append(current)
+    return out
 
 
 def query(client: QdrantClient, collection: str, **request: Any) -> list[models.ScoredPoint]:
