@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import typing
+
 from qinb import _accessor, datasets, models
 from qinb.errors import (
     CollectionError,
@@ -26,8 +28,23 @@ from qinb.ingest import UpsertReport, to_points, upsert
 from qinb.search import search, to_filter
 from qinb.spec import Bm25, Image, Text
 from qinb.store import connect, default_path
+from qinb.viz import plot_hits, plot_map, plot_scores
+
+if typing.TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
+# ipywidgets is imported only when a widget is asked for
+_LAZY = {"SearchWidget": "qinb.widgets", "widget": "qinb.widgets"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'qinb' has no attribute {name!r}")
+
 
 __all__ = [
     "Bm25",
@@ -41,6 +58,7 @@ __all__ = [
     "QinbError",
     "QinbWarning",
     "QueryError",
+    "SearchWidget",
     "SpecConflictError",
     "StoreError",
     "StoreLockedError",
@@ -51,10 +69,14 @@ __all__ = [
     "datasets",
     "default_path",
     "models",
+    "plot_hits",
+    "plot_map",
+    "plot_scores",
     "search",
     "to_filter",
     "to_points",
     "upsert",
+    "widget",
 ]
 
 del _accessor

@@ -27,3 +27,9 @@ class QdrantAccessor:
     def search(self, collection: str, query: Any = None, **kwargs: Any) -> pd.DataFrame:
         """Same as :func:`qinb.search`; ``like=`` may be a row label of this DataFrame."""
         return search.search(collection, query, df=self._df, **kwargs)
+
+    def widget(self, collection: str, **kwargs: Any) -> Any:
+        """Same as :func:`qinb.widget`: a search widget whose hits are this DataFrame's rows."""
+        from qinb.widgets import widget
+
+        return widget(collection, df=self._df, **kwargs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 __all__ = ["python_topics"]
@@ -23,7 +25,8 @@ def python_topics() -> pd.DataFrame:
 
     rows = []
     for name, body in sorted(topics.items()):
-        text = " ".join(body.split())
+        # drop reStructuredText heading underlines such as "*****"
+        text = " ".join(re.sub(r"[*=~^-]{4,}", " ", body).split())
         title = body.strip().splitlines()[0].strip() if body.strip() else name
         rows.append({"topic": name, "title": title, "text": text, "words": len(text.split()),
                      "section": _section(name)})

@@ -106,6 +106,26 @@ def _query_item(spec: Spec, name: str, query: Any, cloud: bool) -> Item:
     return document_item(query)
 
 
+def _resolve_queries(specs: Mapping[str, Spec], names: Sequence[str], query: Any,
+                     cloud: bool) -> dict[str, Any]:
+    """Per vector name: the query vector (local) or inference object (the server embeds it)."""
+    items = {n: _query_item(specs[n], n, query, cloud) for n in names}
+    if cloud:
+        return {n: i.obj for n, i in items.items()}
+    embedder = Embedder(progress=False)
+    return {n: embedder.resolve([i], runtime=specs[n].runtime_options, query=True)[0][0]
+            for n, i in items.items()}
+
+
+def query_vector(collection: str, query: Any, *, using: str,
+                 client: QdrantClient | None = None) -> Any:
+    """The vector a query becomes for the vector ``using``, embedded here (for plots)."""
+    client = client if client is not None else store.connect()
+    specs, _ = store.saved_specs(client, collection)
+    names = _vector_names(specs, using, collection)
+    return _resolve_queries(specs, names, query, cloud=False)[using]
+
+
 def _like_id(like: Hashable, df: pd.DataFrame | None, id_column: str | None) -> int | str:
     """The point id of a source row label (when ``df`` has it) or of a point id."""
     if df is not None and like in df.index:
@@ -172,14 +192,7 @@ def search(collection: str, query: Any = None, *,
         flt = models.Filter(must=[flt] if flt else None, must_not=[itself])
         queries: dict[str, Any] = dict.fromkeys(names, target)
     else:
-        cloud = store.is_cloud(client)
-        items = {n: _query_item(specs[n], n, query, cloud) for n in names}
-        if cloud:
-            queries = {n: i.obj for n, i in items.items()}
-        else:
-            embedder = Embedder(progress=False)
-            queries = {n: embedder.resolve([i], runtime=specs[n].runtime_options, query=True)[0][0]
-                       for n, i in items.items()}
+        queries = _resolve_queries(specs, names, query, store.is_cloud(client))
     if len(names) == 1:
         points = store.query(client, collection, query=queries[names[0]], using=names[0],
                              limit=limit, query_filter=flt)

@@ -211,6 +211,31 @@ def query(client: QdrantClient, collection: str, **request: Any) -> list[models.
     return client.query_points(collection, with_payload=True, **request).points
 
 
+def dense_vectors(client: QdrantClient, collection: str, using: str, *, sample: int,
+                  seed: int = 0) -> tuple[list[int | str], Any]:
+    """Ids and a matrix of the stored vectors ``using``; a random sample above ``sample`` points."""
+    import numpy as np
+
+    ids: list[int | str] = []
+    rows: list[list[float]] = []
+    offset = None
+    while True:
+        page, offset = client.scroll(collection, limit=1024, offset=offset, with_payload=False,
+                                     with_vectors=[using])
+        for record in page:
+            vector = record.vector.get(using) if isinstance(record.vector, dict) else None
+            if isinstance(vector, list) and vector and not isinstance(vector[0], list):
+                ids.append(record.id if isinstance(record.id, int) else str(record.id))
+                rows.append(vector)
+        if offset is None:
+            break
+    matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+    if len(ids) > sample:
+        keep = np.sort(np.random.default_rng(seed).choice(len(ids), sample, replace=False))
+        ids, matrix = [ids[i] for i in keep], matrix[keep]
+    return ids, matrix
+
+
 def count(client: QdrantClient, collection: str) -> int:
     """Number of points in the collection."""
     return client.count(collection, exact=True).count

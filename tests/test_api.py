@@ -17,14 +17,15 @@ def test_all_is_sorted_and_complete():
         name for name, value in vars(qinb).items()
         if not name.startswith("_") and name != "annotations" and not inspect.ismodule(value)
     }
-    assert exported | {"models", "datasets", "__version__"} == set(qinb.__all__)
+    lazy = {"SearchWidget", "widget"}  # resolved on first use, so ipywidgets loads only then
+    assert exported | lazy | {"models", "datasets", "__version__"} == set(qinb.__all__)
     for name in qinb.__all__:
         assert hasattr(qinb, name), name
 
 
 def test_every_accessor_method_has_a_plain_function_twin():
     accessor = pd.DataFrame().qdrant
-    for name in ("upsert", "search", "to_points"):
+    for name in ("upsert", "search", "to_points", "widget"):
         assert callable(getattr(accessor, name)) and callable(getattr(qinb, name))
 
 

@@ -1,0 +1,103 @@
+"""What the search widget shows, as pure functions: hit cards as escaped HTML, payload facets
+and the filter they make. No ipywidgets here, so other front ends and the tests share them."""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from qdrant_client import QdrantClient
+
+from qinb.spec import Spec
+
+__all__ = ["Facet", "card_html", "facet_filter", "facets"]
+
+MAX_CHOICES = 20
+HIDDEN_SUFFIX = "_thumbnail"
+CARD_CSS = """<style>
+.qinb-card{border:1px solid #ddd;border-radius:6px;padding:6px;font:12px sans-serif;
+  height:100%;box-sizing:border-box;overflow:hidden}
+.qinb-card img{width:100%;height:150px;object-fit:cover;border-radius:4px;display:block}
+.qinb-snippet{height:150px;overflow:hidden;color:#333;white-space:normal}
+.qinb-head{margin-top:4px}.qinb-head b{color:#dc244c}
+.qinb-field{color:#555;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.qinb-error{color:#b00020;font-weight:bold}
+</style>"""
+
+
+@dataclass(frozen=True)
+class Facet:
+    """A payload field worth filtering on: a few choices, or a numeric range."""
+
+    key: str
+    kind: str  # "choice" or "range"
+    choices: tuple[Any, ...] = ()
+    low: float = 0.0
+    high: float = 0.0
+
+
+def facets(client: QdrantClient, collection: str, specs: Mapping[str, Spec],
+           sample: int = 1000) -> list[Facet]:
+    """Facets from a sample of the payloads: low-cardinality fields and numeric ranges."""
+    records, _ = client.scroll(collection, limit=sample, with_payload=True, with_vectors=False)
+    sources = {s.column for s in specs.values()}
+    values: dict[str, list[Any]] = {}
+    for record in records:
+        for key, value in (record.payload or {}).items():
+            if key.startswith("_qinb") or key.endswith(HIDDEN_SUFFIX) or key in sources:
+                continue
+            if value is not None:
+                values.setdefault(key, []).append(value)
+    found = []
+    for key, seen in values.items():
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen):
+            if min(seen) < max(seen):
+                found.append(Facet(key, "range", low=float(min(seen)), high=float(max(seen))))
+        elif all(isinstance(v, (str, bool)) for v in seen):
+            distinct = sorted(set(seen), key=str)
+            if 1 < len(distinct) <= MAX_CHOICES:
+                found.append(Facet(key, "choice", tuple(distinct)))
+    return found
+
+
+def facet_filter(chosen: Mapping[str, Any], available: list[Facet]) -> dict[str, Any]:
+    """The filter dict for the chosen facet values; ``None`` or a full range means any."""
+    where: dict[str, Any] = {}
+    for facet in available:
+        value = chosen.get(facet.key)
+        if value is None:
+            continue
+        if facet.kind == "choice":
+            where[facet.key] = value
+        elif tuple(value) != (facet.low, facet.high):
+            where[facet.key] = {"gte": value[0], "lte": value[1]}
+    return where
+
+
+def card_html(label: Hashable, row: pd.Series, image: str | None, *, text: str | None,
+              fields: list[str]) -> str:
+    """One hit card: thumbnail or snippet, rank, score, label and a few payload fields.
+
+    Everything from the payload is escaped: a caption of ``<img src=x onerror=...>`` shows as text.
+    """
+    if image:
+        top = f'<img src="{html.escape(image, quote=True)}" alt="{html.escape(str(label))}">'
+    else:
+        snippet = textwrap.shorten(str(row.get(text, "") or ""), 320, placeholder="…") if text else ""
+        top = f'<div class="qinb-snippet">{html.escape(snippet)}</div>'
+    lines = [
+        f'<div class="qinb-card">{top}',
+        f'<div class="qinb-head"><b>#{int(row["rank"])}</b> {float(row["score"]):.3f} · '
+        f"{html.escape(textwrap.shorten(str(label), 40, placeholder='…'))}</div>",
+    ]
+    for field in fields:
+        value = row.get(field)
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            continue
+        shown = textwrap.shorten(str(value), 60, placeholder="…")
+        lines.append(f'<div class="qinb-field">{html.escape(str(field))}: {html.escape(shown)}</div>')
+    return "\n".join(lines) + "</div>"

@@ -1,0 +1,209 @@
+"""Matplotlib views of search results: a hits grid, score bars, a 2-D map of the stored vectors.
+
+No ipywidgets here: these functions run in any notebook, script or test, and the widgets call
+them too.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import textwrap
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import pandas as pd
+
+from qinb.errors import QueryError, require
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from qdrant_client import QdrantClient
+
+__all__ = ["hit_images", "plot_hits", "plot_map", "plot_scores"]
+
+THUMB = 160
+MAP_SAMPLE = 100_000
+
+
+def _pyplot() -> Any:
+    require("matplotlib", "plots")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@functools.lru_cache(maxsize=512)
+def thumbnail(reference: str, size: int = THUMB) -> str | None:
+    """A small JPEG data URI for an image path, URL or data URI; downscaled once and cached."""
+    from qinb.images import ImageCellError, load
+
+    if reference.startswith("data:image/jpeg") and len(reference) < 40_000:
+        return reference  # a stored thumbnail is already small
+    try:
+        return load(reference).thumbnail(size)
+    except ImageCellError:
+        return None
+
+
+def hit_images(hits: pd.DataFrame) -> list[str | None]:
+    """For each hit, a thumbnail data URI if the row has a picture (stored thumbnail first)."""
+    thumbs = [c for c in hits.columns if str(c).endswith("_thumbnail")]
+    sources = [str(c)[: -len("_thumbnail")] for c in thumbs]
+    out: list[str | None] = []
+    for _, row in hits.iterrows():
+        found = None
+        for column in [*thumbs, *sources]:
+            value = row.get(column)
+            if isinstance(value, str) and value and not value.startswith("<"):
+                found = thumbnail(value)
+                if found:
+                    break
+        out.append(found)
+    return out
+
+
+def _decode(uri: str) -> Any:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB")
+
+
+def _caption(row: pd.Series, text_columns: list[str], width: int) -> str:
+    for column in text_columns:
+        value = row.get(column)
+        if isinstance(value, str) and value:
+            return textwrap.shorten(value, width * 4, placeholder="…")
+    return ""
+
+
+def plot_hits(hits: pd.DataFrame, *, columns: int = 4, text: str | list[str] | None = None,
+              width: float = 3.0) -> Figure:
+    """A grid of hit cards: the thumbnail or a text snippet, with rank, score and row label.
+
+    Parameters
+    ----------
+    hits : DataFrame
+        What :func:`qinb.search` returned.
+    columns : int
+        Cards per row.
+    text : str or list of str, optional
+        Columns to take the snippet from; default the first text column.
+    width : float
+        Inches per card.
+
+    Examples
+    --------
+    >>> qinb.plot_hits(df.qdrant.search("photos", "a cat"))
+    """
+    plt = _pyplot()
+    if hits.empty:
+        raise QueryError("no hits to plot: the search returned nothing")
+    text_columns = [text] if isinstance(text, str) else list(text or _text_columns(hits))
+    images = hit_images(hits)
+    rows = -(-len(hits) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, width * 1.15 * rows),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (label, row), image in zip(axes.flat, hits.iterrows(), images, strict=False):
+        ax.set_title(f"#{row['rank']}  {row['score']:.3f}\n{_label(label)}", fontsize=9)
+        if image:
+            ax.imshow(_decode(image))
+        else:
+            ax.text(0.02, 0.98, textwrap.fill(_caption(row, text_columns, 28), 28),
+                    va="top", ha="left", fontsize=8, wrap=True, transform=ax.transAxes)
+            ax.add_patch(plt.Rectangle((0, 0), 1, 1, fill=False, transform=ax.transAxes,
+                                       edgecolor="0.7"))
+    fig.tight_layout()
+    return cast("Figure", fig)
+
+
+def _text_columns(hits: pd.DataFrame) -> list[str]:
+    """Columns holding text, longest first: the best snippet for a card."""
+    lengths = {}
+    for column in hits.columns:
+        values = hits[column].dropna()
+        if str(column).endswith("_thumbnail") or values.empty:
+            continue
+        if all(isinstance(v, str) for v in values) and not values.iloc[0].startswith("data:"):
+            lengths[column] = values.str.len().mean()
+    return sorted(lengths, key=lambda c: -lengths[c])
+
+
+def _label(label: Hashable) -> str:
+    return textwrap.shorten(str(label), 30, placeholder="…")
+
+
+def plot_scores(hits: pd.DataFrame, *, label: str | None = None) -> Figure:
+    """Horizontal bars of the hits' scores, best at the top.
+
+    Examples
+    --------
+    >>> qinb.plot_scores(df.qdrant.search("docs", "planets"), label="title")
+    """
+    plt = _pyplot()
+    if hits.empty:
+        raise QueryError("no hits to plot: the search returned nothing")
+    names = [_label(v) for v in (hits[label] if label else hits.index)]
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(hits) + 1))
+    ax.barh(range(len(hits)), hits["score"], color="#dc244c")
+    ax.set_yticks(range(len(hits)), [f"#{r} {n}" for r, n in zip(hits["rank"], names, strict=True)])
+    ax.invert_yaxis()
+    ax.set_xlabel("score")
+    fig.tight_layout()
+    return cast("Figure", fig)
+
+
+def project(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PCA to two dimensions: (coordinates, mean, components) for projecting more points."""
+    mean = vectors.mean(axis=0)
+    _, _, vt = np.linalg.svd(vectors - mean, full_matrices=False)
+    components = vt[:2]
+    return (vectors - mean) @ components.T, mean, components
+
+
+def plot_map(collection: str, *, using: str, hits: pd.DataFrame | None = None,
+             query: Any = None, client: QdrantClient | None = None,
+             sample: int = MAP_SAMPLE, seed: int = 0) -> Figure:
+    """A 2-D PCA map of the stored vectors ``using``, with hits and the query highlighted.
+
+    Above ``sample`` points a random sample is drawn (the hits are always shown).
+
+    Examples
+    --------
+    >>> hits = df.qdrant.search("docs", "planets", using="text")
+    >>> qinb.plot_map("docs", using="text", hits=hits, query="planets")
+    """
+    from qinb import store
+    from qinb.search import query_vector
+
+    plt = _pyplot()
+    client = client if client is not None else store.connect()
+    ids, matrix = store.dense_vectors(client, collection, using, sample=sample, seed=seed)
+    if len(ids) < 3:
+        raise QueryError(f"vector {using!r} of {collection!r} has {len(ids)} points; a map needs 3")
+    coords, mean, components = project(matrix)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.scatter(coords[:, 0], coords[:, 1], s=12, c="0.75", label=f"{len(ids)} points")
+    if hits is not None and len(hits):
+        where = {pid: i for i, pid in enumerate(ids)}
+        picked = [(where[h], r) for h, r in zip(hits["id"], hits["rank"], strict=True) if h in where]
+        if picked:
+            xy = coords[[i for i, _ in picked]]
+            ax.scatter(xy[:, 0], xy[:, 1], s=40, c="#dc244c", label="hits")
+            for (x, y), (_, rank) in zip(xy, picked, strict=True):
+                ax.annotate(str(rank), (x, y), textcoords="offset points", xytext=(4, 4),
+                            fontsize=8)
+    if query is not None:
+        vector = np.asarray(query_vector(collection, query, using=using, client=client))
+        qx, qy = (vector - mean) @ components.T
+        ax.scatter([qx], [qy], marker="*", s=250, c="#038fe1", label="query")
+    ax.set_title(f"{collection} · {using} · PCA")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return cast("Figure", fig)

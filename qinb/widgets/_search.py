@@ -1,0 +1,175 @@
+"""The search widget: query box, image upload, vector and fusion choice, filters, hit cards."""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from qinb import cards, store
+from qinb.errors import QinbError, require
+from qinb.search import search as run_search
+from qinb.spec import Image
+from qinb.viz import hit_images
+
+require("ipywidgets", "widgets")
+import ipywidgets as W  # noqa: E402
+
+ANY = "(any)"
+SHOWN_FIELDS = 3
+
+
+class SearchWidget(W.VBox):  # type: ignore[misc]
+    """Search a qinb collection by text or image and look at the hits as cards.
+
+    Configured from the collection's saved specs alone. Drive it from code too:
+    ``w.search("red shoes")``, ``w.search(image=Path("shoe.jpg"))``, then read ``w.results``.
+
+    Parameters
+    ----------
+    collection : str
+    client : QdrantClient, optional
+        Default: the embedded store of :func:`qinb.connect`.
+    df : DataFrame, optional
+        The source frame: hits are labelled with its index and "more like this" uses row labels.
+    limit : int
+        Initial number of hits.
+
+    Examples
+    --------
+    >>> w = qinb.SearchWidget("photos", df=df)
+    >>> w                                  # shows it in the notebook
+    >>> w.search("a cat on a sofa"); w.results.head()
+    """
+
+    def __init__(self, collection: str, client: Any = None, df: pd.DataFrame | None = None,
+                 limit: int = 12) -> None:
+        self.collection = collection
+        self.client = client if client is not None else store.connect()
+        self.df = df
+        self.specs, _ = store.saved_specs(self.client, collection)
+        self.results = pd.DataFrame(columns=["score", "rank", "id"])
+        self._last: dict[str, Any] | None = None
+        self._facets = cards.facets(self.client, collection, self.specs)
+
+        self.query = W.Text(placeholder="search…  (Enter)", continuous_update=False,
+                            layout=W.Layout(width="50%"))
+        self.button = W.Button(description="Search", icon="search", button_style="primary")
+        self.image_path = W.Text(placeholder="image path or URL", continuous_update=False)
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="Image query")
+        self.vectors = W.SelectMultiple(options=list(self.specs), value=list(self.specs),
+                                        description="vectors", rows=min(4, len(self.specs)))
+        self.fusion = W.ToggleButtons(options=["rrf", "dbsf"], value="rrf", description="fusion")
+        self.limit = W.BoundedIntText(value=limit, min=1, max=100, description="hits",
+                                      layout=W.Layout(width="140px"))
+        self.filters = {f.key: self._filter_control(f) for f in self._facets}
+        self.status = W.HTML()
+        self.cards = W.GridBox(layout=W.Layout(
+            grid_template_columns="repeat(auto-fill, minmax(190px, 1fr))", grid_gap="8px"))
+
+        self.query.observe(lambda _: self.search(self.query.value), "value")
+        self.button.on_click(lambda _: self.search(self.query.value))
+        self.image_path.observe(self._on_image_path, "value")
+        self.upload.observe(self._on_upload, "value")
+        for control in [self.vectors, self.fusion, self.limit, *self.filters.values()]:
+            control.observe(lambda _: self._rerun(), "value")
+
+        has_images = any(isinstance(s, Image) for s in self.specs.values())
+        rows = [W.HBox([self.query, self.button])]
+        if has_images:
+            rows.append(W.HBox([self.upload, self.image_path]))
+        rows.append(W.HBox([self.vectors, W.VBox([self.fusion, self.limit])]))
+        if self.filters:
+            rows.append(W.HBox(list(self.filters.values()), layout=W.Layout(flex_flow="row wrap")))
+        super().__init__([W.HTML(cards.CARD_CSS), *rows, self.status, self.cards])
+
+    def _filter_control(self, facet: cards.Facet) -> W.Widget:
+        if facet.kind == "choice":
+            return W.Dropdown(options=[ANY, *facet.choices], value=ANY, description=facet.key)
+        step = 1.0 if facet.low.is_integer() and facet.high.is_integer() else None
+        return W.FloatRangeSlider(value=(facet.low, facet.high), min=facet.low, max=facet.high,
+                                  step=step or (facet.high - facet.low) / 100,
+                                  description=facet.key, continuous_update=False)
+
+    def filter(self) -> dict[str, Any]:
+        """The payload filter the filter controls describe, as ``qinb.search`` takes it."""
+        chosen = {k: (None if c.value == ANY else c.value) for k, c in self.filters.items()}
+        return cards.facet_filter(chosen, self._facets)
+
+    def search(self, text: str | None = None, *, image: Any = None,
+               like: Hashable | None = None) -> pd.DataFrame:
+        """Run a text, image or "more like this" query with the current controls; show the hits."""
+        if text is None and image is None and like is None:
+            return self.results
+        if isinstance(text, str) and not text.strip() and image is None and like is None:
+            return self.results
+        self._last = {"text": text, "image": image, "like": like}
+        using = list(self.vectors.value)
+        if image is not None:
+            using = [n for n in using if isinstance(self.specs[n], Image)] or [
+                n for n, s in self.specs.items() if isinstance(s, Image)]
+        started = time.perf_counter()
+        try:
+            hits = run_search(self.collection, image if image is not None else text, like=like,
+                              using=using or None, limit=self.limit.value, filter=self.filter(),
+                              fusion=self.fusion.value, client=self.client, df=self.df)
+        except QinbError as exc:
+            return self._fail(str(exc))
+        except Exception as exc:  # a notebook user sees words, never a traceback
+            return self._fail(f"{type(exc).__name__}: {exc}")
+        elapsed = (time.perf_counter() - started) * 1000
+        self.results = hits
+        what = "more like this" if like is not None else "image" if image is not None else "text"
+        self.status.value = (f"{len(hits)} hits · {what} · {', '.join(using)} · "
+                             f"{elapsed:.0f} ms")
+        self._show(hits)
+        return hits
+
+    def _fail(self, message: str) -> pd.DataFrame:
+        self.results = pd.DataFrame(columns=["score", "rank", "id"])
+        self.status.value = f'<span class="qinb-error">{html.escape(message)}</span>'
+        self.cards.children = ()
+        return self.results
+
+    def _rerun(self) -> None:
+        if self._last is not None:
+            self.search(**self._last)
+
+    def _show(self, hits: pd.DataFrame) -> None:
+        text = next((s.column for s in self.specs.values() if not isinstance(s, Image)), None)
+        sources = {s.column for s in self.specs.values()}
+        fields = [c for c in hits.columns if c not in ("score", "rank", "id") and c not in sources
+                  and not str(c).endswith(cards.HIDDEN_SUFFIX)][:SHOWN_FIELDS]
+        children = []
+        for (label, row), image in zip(hits.iterrows(), hit_images(hits), strict=True):
+            more = W.Button(description="more like this", layout=W.Layout(width="auto"))
+            target = label if self.df is not None else row["id"]
+            more.on_click(lambda _, t=target: self.search(like=t))
+            card = W.HTML(cards.card_html(label, row, image, text=text, fields=fields))
+            children.append(W.VBox([card, more]))
+        self.cards.children = tuple(children)
+
+    def _on_image_path(self, change: dict[str, Any]) -> None:
+        value = str(change["new"]).strip()
+        if value:
+            is_url = value.startswith(("http://", "https://"))
+            from qdrant_client import models
+
+            spec = next((s for s in self.specs.values() if isinstance(s, Image)), None)
+            model = spec.model if spec else ""
+            self.search(image=models.Image(image=value, model=model) if is_url else Path(value))
+
+    def _on_upload(self, change: dict[str, Any]) -> None:
+        files = change["new"]
+        if files:
+            self.search(image=bytes(files[0]["content"]))
+
+
+def widget(collection: str, *, client: Any = None, df: pd.DataFrame | None = None,
+           limit: int = 12) -> SearchWidget:
+    """A :class:`SearchWidget` for ``collection`` (the twin of ``df.qdrant.widget``)."""
+    return SearchWidget(collection, client=client, df=df, limit=limit)
