@@ -22,9 +22,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from qdrant_client import QdrantClient
 
-__all__ = ["hit_images", "plot_hits", "plot_map", "plot_scores"]
+__all__ = ["hit_images", "image_columns", "plot_hits", "plot_map", "plot_scores"]
 
 THUMB = 160
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff")
 MAP_SAMPLE = 100_000
 
 
@@ -48,14 +49,25 @@ def thumbnail(reference: str, size: int = THUMB) -> str | None:
         return None
 
 
-def hit_images(hits: pd.DataFrame) -> list[str | None]:
-    """For each hit, a thumbnail data URI if the row has a picture (stored thumbnail first)."""
-    thumbs = [c for c in hits.columns if str(c).endswith("_thumbnail")]
-    sources = [str(c)[: -len("_thumbnail")] for c in thumbs]
+def image_columns(hits: pd.DataFrame) -> list[str]:
+    """Columns that hold pictures: stored thumbnails first, then image paths or URLs."""
+    thumbs = [str(c) for c in hits.columns if str(c).endswith("_thumbnail")]
+    sources = [
+        str(c) for c in hits.columns
+        if str(c) not in thumbs and hits[c].dropna().map(
+            lambda v: isinstance(v, str) and v.lower().split("?")[0].endswith(IMAGE_SUFFIXES)).any()
+    ]
+    return thumbs + sources
+
+
+def hit_images(hits: pd.DataFrame, columns: list[str] | None = None) -> list[str | None]:
+    """For each hit, a thumbnail data URI if the row has a picture in ``columns``
+    (default: :func:`image_columns`)."""
+    columns = image_columns(hits) if columns is None else columns
     out: list[str | None] = []
     for _, row in hits.iterrows():
         found = None
-        for column in [*thumbs, *sources]:
+        for column in columns:
             value = row.get(column)
             if isinstance(value, str) and value and not value.startswith("<"):
                 found = thumbnail(value)

@@ -106,3 +106,11 @@ def photos() -> pd.DataFrame:
         [{"photo": str(data / f), "caption": c, "kind": k} for f, c, k in rows],
         index=pd.Index([f.split(".")[0] for f, _, _ in rows], name="name"),
     )
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where tests save the PNGs and screenshots a person should look at."""
+    path = ROOT / "artifacts"
+    path.mkdir(exist_ok=True)
+    return path

@@ -144,8 +144,11 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         sources = {s.column for s in self.specs.values()}
         fields = [c for c in hits.columns if c not in ("score", "rank", "id") and c not in sources
                   and not str(c).endswith(cards.HIDDEN_SUFFIX)][:SHOWN_FIELDS]
+        pictures = [f"{s.column}{cards.HIDDEN_SUFFIX}" for s in self.specs.values()
+                    if isinstance(s, Image)]
+        pictures += [s.column for s in self.specs.values() if isinstance(s, Image)]
         children = []
-        for (label, row), image in zip(hits.iterrows(), hit_images(hits), strict=True):
+        for (label, row), image in zip(hits.iterrows(), hit_images(hits, pictures), strict=True):
             more = W.Button(description="more like this", layout=W.Layout(width="auto"))
             target = label if self.df is not None else row["id"]
             more.on_click(lambda _, t=target: self.search(like=t))

@@ -1,0 +1,134 @@
+"""The search widget at the state level: set values, click, read cards, results and status."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import qinb
+from qinb import viz
+
+VECTORS = {"text": qinb.Text("text"), "bm25": qinb.Bm25("text")}
+
+
+@pytest.fixture
+def text_widget(corpus, client):
+    corpus.qdrant.upsert("mixed", vectors=VECTORS, client=client, progress=False)
+    return corpus.qdrant.widget("mixed", client=client, limit=4)
+
+
+@pytest.fixture
+def photo_widget(photos, client, clip_standins):
+    photos.qdrant.upsert("photos", client=client, progress=False, thumbnails=True, vectors={
+        "image": qinb.Image("photo"), "text": qinb.Text("caption"), "bm25": qinb.Bm25("caption")})
+    return qinb.SearchWidget("photos", client=client, df=photos, limit=6)
+
+
+def card_texts(w):
+    return [box.children[0].value for box in w.cards.children]
+
+
+def test_enter_in_the_query_box_searches_and_shows_ordered_cards(text_widget):
+    w = text_widget
+    w.query.value = "which planet orbits the Sun"  # continuous_update=False: set on Enter
+    assert len(w.results) == 4 and (w.results["topic"] == "planets").all()
+    cards = card_texts(w)
+    assert len(cards) == 4
+    for rank, (card, (label, row)) in enumerate(zip(cards, w.results.iterrows(), strict=True), start=1):
+        assert f"<b>#{rank}</b> {row['score']:.3f} · {label}" in card
+    assert w.status.value.startswith("4 hits · text · text, bm25 · ")
+
+
+def test_search_button_and_programmatic_search_agree_with_qinb_search(text_widget, corpus, client):
+    w = text_widget
+    w.query.value = "bake a cake"
+    w.button.click()
+    expected = qinb.search("mixed", "bake a cake", limit=4, client=client, df=corpus)
+    assert w.results.index.tolist() == expected.index.tolist()
+    assert w.search("red planet").index.tolist() == w.results.index.tolist()
+
+
+def test_vector_choice_and_filters_change_the_results(text_widget, client, corpus):
+    w = text_widget
+    w.search("pan")
+    w.vectors.value = ("bm25",)
+    bm25 = qinb.search("mixed", "pan", using="bm25", limit=4, client=client, df=corpus)
+    assert w.results.index.tolist() == bm25.index.tolist()
+    assert "· bm25 ·" in w.status.value
+    w.vectors.value = ("text", "bm25")
+    w.filters["topic"].value = "planets"
+    assert (w.results["topic"] == "planets").all() and len(w.results) == 4
+    w.filters["n"].value = (0.0, 1.0)
+    assert sorted(w.results.index) == ["doc00", "doc01"]
+    w.filters["topic"].value = "(any)"
+    assert set(w.results["n"]) <= {0, 1} and len(w.results) == 4
+
+
+def test_more_like_this_button_requeries_by_that_row(text_widget):
+    w = text_widget
+    w.search("simmer a sauce")
+    first = w.results.index[0]
+    w.cards.children[0].children[1].click()
+    assert first not in w.results.index
+    assert w.status.value.split(" · ")[1] == "more like this"
+
+
+def test_errors_show_in_plain_words(text_widget, photos):
+    w = text_widget
+    w.search("planets")
+    w.upload.value = ({"name": "cat.png", "type": "image/png", "size": 10,
+                       "content": memoryview(Path(photos.loc["chelsea", "photo"]).read_bytes()),
+                       "last_modified": dt.datetime.now(dt.timezone.utc)},)
+    assert 'class="qinb-error"' in w.status.value
+    assert "an image query needs an image vector" in w.status.value
+    assert "Traceback" not in w.status.value
+    assert w.results.empty and w.cards.children == ()
+
+
+def test_payload_html_is_escaped(client):
+    evil = "<img src=x onerror=alert(1)>"
+    df = pd.DataFrame({"text": [f"caption {evil}", "harmless"], "note": [evil, "ok"]},
+                      index=[evil, "b"])
+    df.qdrant.upsert("evil", vectors={"text": qinb.Text("text")}, client=client, progress=False)
+    w = df.qdrant.widget("evil", client=client)
+    w.search("caption")
+    page = "".join(card_texts(w))
+    assert "<img src=x" not in page
+    assert page.count("&lt;img src=x onerror=alert(1)&gt;") == 3  # snippet, label, note field
+
+
+def test_image_upload_and_path_queries_show_thumbnails(photo_widget, photos):
+    w = photo_widget
+    data = Path(photos.loc["chelsea", "photo"]).read_bytes()
+    w.upload.value = ({"name": "chelsea.png", "type": "image/png", "size": len(data),
+                       "content": memoryview(data), "last_modified": dt.datetime.now(dt.timezone.utc)},)
+    assert w.results.index[0] == "chelsea" and w.results["score"].iloc[0] == pytest.approx(1, abs=1e-4)
+    assert "· image · image ·" in w.status.value
+    cards = card_texts(w)
+    assert len(cards) == 6 and all('<img src="data:image/jpeg;base64,' in c for c in cards)
+    w.image_path.value = photos.loc["rocket", "photo"]
+    assert w.results.index[0] == "rocket"
+    w.image_path.value = "/no/such/picture.png"
+    assert "the query image cannot be used: file not found" in w.status.value
+
+
+def test_thumbnails_are_made_once(photos, client, clip_standins):
+    photos.qdrant.upsert("nothumbs", vectors={"image": qinb.Image("photo")}, client=client,
+                         progress=False)
+    w = qinb.SearchWidget("nothumbs", client=client, df=photos, limit=6)
+    viz.thumbnail.cache_clear()
+    w.search(image=Path(photos.loc["coffee", "photo"]))
+    assert viz.thumbnail.cache_info().misses == 6
+    w.search(image=Path(photos.loc["rocket", "photo"]))  # the same six hits, in another order
+    assert viz.thumbnail.cache_info().misses == 6 and viz.thumbnail.cache_info().hits == 6
+    assert all(len(c) < 40_000 for c in card_texts(w))  # a downscaled JPEG, not the photo
+
+
+def test_text_query_on_a_photo_collection_uses_every_selected_vector(photo_widget):
+    w = photo_widget
+    w.search("a rocket standing on its launch pad")
+    assert w.results.index[0] == "rocket"  # text and BM25 match the caption
+    assert "· image, text, bm25 ·" in w.status.value
