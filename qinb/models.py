@@ -182,7 +182,7 @@ def _load(modality: str, name: str, runtime: tuple[tuple[str, Any], ...]) -> Any
     except Exception as exc:
         where = f"from {local}" if local else "by download (no local directory)"
         raise ModelError(
-            f"cannot load model {name!r} {where}: {type(exc).__name__}: {exc}. "
+            f"cannot load model {name!r} {where}: {type(exc).__name__}: {str(exc).rstrip('.')}. "
             f"Put its files in {models_dir() / name} (set QINB_MODELS to choose the directory), "
             "call qinb.models.register_local(name, path), or run `qinb models` for "
             f"{MINILM}."

@@ -7,6 +7,7 @@ lets a faster embedded engine take over later.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -67,6 +68,8 @@ def connect(path: str | os.PathLike[str] | None = None, *, url: str | None = Non
     where.mkdir(parents=True, exist_ok=True)
     key = str(where.resolve())
     with _lock:
+        if not _open:
+            atexit.register(_close_all)
         if key not in _open:
             try:
                 _open[key] = QdrantClient(path=key, **kwargs)
@@ -80,6 +83,13 @@ def connect(path: str | os.PathLike[str] | None = None, *, url: str | None = Non
                     "shared access"
                 ) from None
         return _open[key]
+
+
+def _close_all() -> None:
+    """Close the embedded stores before the interpreter tears down the modules they use."""
+    with _lock:
+        while _open:
+            _open.popitem()[1].close()
 
 
 def is_cloud(client: QdrantClient) -> bool:

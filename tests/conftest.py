@@ -88,6 +88,10 @@ def clip_standins(tmp_path_factory, local_models):
 
 @pytest.fixture(scope="session")
 def photos() -> pd.DataFrame:
+    return photo_frame()
+
+
+def photo_frame() -> pd.DataFrame:
     """Real photographs shipped inside scikit-image, with captions and a payload to filter on."""
     import importlib.util
 

@@ -30,7 +30,7 @@ def test_register_local_loads_from_that_directory(tmp_path, monkeypatch, local_m
                                       progress=False)
         assert report.embedded == 12
     finally:
-        models._registered.clear()
+        models._registered.pop(models.MINILM.lower(), None)
         models._load.cache_clear()
 
 
