@@ -70,17 +70,10 @@ def corpus() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def clip_standins(tmp_path_factory, local_models):
-    """STAND-IN CLIP models (see standin_clip.py), registered under the real CLIP names."""
-    import standin_clip
+    """STAND-IN CLIP models (see qinb/standin.py), registered under the real CLIP names."""
+    from qinb import models, standin
 
-    from qinb import models
-
-    root = tmp_path_factory.mktemp("standin-clip")
-    vision = standin_clip.build_vision(root / "vision")
-    text = standin_clip.build_text(root / "text", local_models)
-    models.register_local(models.CLIP_VISION, vision)
-    models.register_local(models.CLIP_TEXT, text)
-    yield {"vision": vision, "text": text}
+    yield standin.register_clip(tmp_path_factory.mktemp("standin-clip"))
     models._registered.pop(models.CLIP_VISION.lower(), None)
     models._registered.pop(models.CLIP_TEXT.lower(), None)
     models._load.cache_clear()

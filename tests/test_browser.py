@@ -24,13 +24,9 @@ TESTS = Path(__file__).resolve().parent
 NOTEBOOK_CELLS = [
     "import sys\n"
     f"sys.path.insert(0, {str(TESTS)!r})\n"
-    "import conftest, standin_clip, tempfile\n"
-    "from pathlib import Path\n"
-    "import qinb\n"
-    "root = Path(tempfile.mkdtemp())\n"
-    "qinb.models.register_local(qinb.models.CLIP_VISION, standin_clip.build_vision(root / 'v'))\n"
-    "qinb.models.register_local(qinb.models.CLIP_TEXT, standin_clip.build_text(root / 't', "
-    "qinb.models.local_path(qinb.models.MINILM)))",
+    "import conftest, tempfile\n"
+    "import qinb, qinb.standin\n"
+    "qinb.standin.register_clip(tempfile.mkdtemp())  # STAND-IN CLIP: no weights on this machine",
     "photos = conftest.photo_frame()\n"
     "client = qinb.connect(':memory:')\n"
     "photos.qdrant.upsert('photos', client=client, progress=False, vectors={\n"

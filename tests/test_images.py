@@ -1,5 +1,5 @@
 """Image vectors beside text and BM25 vectors. The CLIP models here are STAND-INS (see
-standin_clip.py): these tests assert mechanics — ids, counts, which model ran — not meaning."""
+qinb/standin.py): these tests assert mechanics — ids, counts, which model ran — not meaning."""
 
 from __future__ import annotations
 

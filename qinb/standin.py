@@ -1,10 +1,12 @@
 """Tiny STAND-IN models with CLIP's interface, built with the onnx package.
 
-No CLIP weights can be installed on these machines. These two ONNX graphs have CLIP's inputs and
+For machines that cannot reach the Hugging Face hub and have no CLIP weights (qinb's own build
+machines): they let the image code paths run end to end. These two ONNX graphs have CLIP's inputs and
 output size — vision: ``pixel_values`` [N, 3, 224, 224] -> 512-d; text: ``input_ids`` -> 512-d —
 and random fixed weights. They go through exactly the fastembed code real weights go through.
-They carry no meaning: tests with them assert mechanics (ids, counts, which model ran), never
-that a picture of a cat is near the word "cat".
+They carry no meaning: results made with them show mechanics (ids, counts, which model ran),
+never that a picture of a cat is near the word "cat". Users with the hub get real CLIP from
+fastembed and never need this module.
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from qinb import models
+from qinb.errors import ModelError, require
 
 DIM = 512
 CLIP_PREPROCESSOR = {
@@ -28,7 +34,8 @@ CLIP_PREPROCESSOR = {
 }
 
 
-def _save(graph, path: Path) -> None:
+def _save(graph: Any, path: Path) -> None:
+    require("onnx", "standin")
     import onnx
     from onnx import helper
 
@@ -40,6 +47,7 @@ def _save(graph, path: Path) -> None:
 
 def build_vision(directory: Path, seed: int = 0) -> Path:
     """STAND-IN vision model: 32x32 patches -> 16 channels -> linear map to 512-d."""
+    require("onnx", "standin")
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
@@ -70,10 +78,7 @@ def build_text(directory: Path, tokenizer_dir: Path, seed: int = 1) -> Path:
 
     The tokenizer files are MiniLM's (any tokenizer.json fastembed can load will do).
     """
-    import onnx  # noqa: F401
     from onnx import TensorProto, helper, numpy_helper
-
-    from qinb.models import TOKENIZER_FILES
 
     rng = np.random.default_rng(seed)
     table = numpy_helper.from_array(rng.normal(size=(30522, DIM)).astype(np.float32), "tokens")
@@ -89,7 +94,30 @@ def build_text(directory: Path, tokenizer_dir: Path, seed: int = 1) -> Path:
     )
     directory.mkdir(parents=True, exist_ok=True)
     _save(graph, directory / "model.onnx")
-    for name in TOKENIZER_FILES:
+    for name in models.TOKENIZER_FILES:
         shutil.copyfile(tokenizer_dir / name, directory / name)
     (directory / "STAND-IN.txt").write_text(__doc__ or "")
     return directory
+
+
+def register_clip(directory: str | Path | None = None) -> dict[str, Path]:
+    """Build the STAND-IN CLIP models (once) and register them under the real CLIP names.
+
+    The text model borrows MiniLM's tokenizer, which must be local (``qinb models``).
+
+    Examples
+    --------
+    >>> qinb.standin.register_clip()   # only where no real CLIP weights can be had
+    """
+    root = Path(directory) if directory else models.models_dir() / "standin-clip"
+    tokenizer = models.local_path(models.MINILM)
+    if tokenizer is None:
+        raise ModelError("the stand-in CLIP text model needs MiniLM's tokenizer: run `qinb models`")
+    vision, text = root / "vision", root / "text"
+    if not (vision / "model.onnx").exists():
+        build_vision(vision)
+    if not (text / "model.onnx").exists():
+        build_text(text, tokenizer)
+    models.register_local(models.CLIP_VISION, vision)
+    models.register_local(models.CLIP_TEXT, text)
+    return {"vision": vision, "text": text}
