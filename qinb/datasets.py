@@ -6,7 +6,16 @@ import re
 
 import pandas as pd
 
-__all__ = ["python_topics"]
+__all__ = ["photos", "python_topics"]
+
+PHOTOS = [
+    ("astronaut.png", "an astronaut in a spacesuit in front of a flag", "people"),
+    ("coffee.png", "a cup of coffee on a saucer", "food"),
+    ("chelsea.png", "a tabby cat looking to the side", "animals"),
+    ("rocket.jpg", "a rocket standing on its launch pad", "space"),
+    ("hubble_deep_field.jpg", "galaxies in the Hubble deep field", "space"),
+    ("motorcycle_left.png", "a motorcycle in a garage", "vehicles"),
+]
 
 
 def python_topics() -> pd.DataFrame:
@@ -47,3 +56,37 @@ def _section(name: str) -> str:
                 "numbers", "lists", "dict", "formatstrings"}:
         return "expressions"
     return "data model"
+
+
+def photos() -> pd.DataFrame:
+    """Six photographs that ship inside scikit-image, with captions and fields to filter on.
+
+    Columns: ``photo`` (file path), ``caption``, ``kind`` and ``megapixels``; the index is the
+    file's stem.
+
+    Examples
+    --------
+    >>> df = qinb.datasets.photos()
+    >>> df.loc["chelsea", "caption"]
+    'a tabby cat looking to the side'
+    """
+    import importlib.util
+    from pathlib import Path
+
+    from qinb.errors import MissingDependencyError
+
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError(
+            'the sample photos ship with scikit-image: pip install "qinb[notebooks]"')
+    from PIL import Image
+
+    data = Path(spec.submodule_search_locations[0]) / "data"
+    rows = []
+    for name, caption, kind in PHOTOS:
+        with Image.open(data / name) as image:
+            megapixels = round(image.width * image.height / 1e6, 2)
+        rows.append({"photo": str(data / name), "caption": caption, "kind": kind,
+                     "megapixels": megapixels})
+    index = pd.Index([name.split(".")[0] for name, _, _ in PHOTOS], name="name")
+    return pd.DataFrame(rows, index=index)

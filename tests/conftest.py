@@ -86,23 +86,9 @@ def photos() -> pd.DataFrame:
 
 def photo_frame() -> pd.DataFrame:
     """Real photographs shipped inside scikit-image, with captions and a payload to filter on."""
-    import importlib.util
+    from qinb.datasets import photos
 
-    spec = importlib.util.find_spec("skimage")
-    assert spec is not None and spec.submodule_search_locations
-    data = Path(spec.submodule_search_locations[0]) / "data"
-    rows = [
-        ("astronaut.png", "an astronaut in a spacesuit in front of a flag", "people"),
-        ("coffee.png", "a cup of coffee on a saucer", "food"),
-        ("chelsea.png", "a tabby cat looking to the side", "animals"),
-        ("rocket.jpg", "a rocket standing on its launch pad", "space"),
-        ("hubble_deep_field.jpg", "galaxies in the Hubble deep field", "space"),
-        ("motorcycle_left.png", "a motorcycle in a garage", "vehicles"),
-    ]
-    return pd.DataFrame(
-        [{"photo": str(data / f), "caption": c, "kind": k} for f, c, k in rows],
-        index=pd.Index([f.split(".")[0] for f, _, _ in rows], name="name"),
-    )
+    return photos()
 
 
 @pytest.fixture(scope="session")

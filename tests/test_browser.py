@@ -92,13 +92,17 @@ def page(lab, artifacts):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(lab)
-        page.wait_for_selector(".jp-Notebook", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                               timeout=120_000)
-        page.click("text=Run", timeout=30_000)
-        page.click("text=Run All Cells")
-        page.wait_for_selector("input[placeholder='search…  (Enter)']", timeout=180_000)
+        try:
+            page.goto(lab)
+            page.wait_for_selector(".jp-Notebook", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                                   timeout=120_000)
+            page.click("text=Run", timeout=30_000)
+            page.click("text=Run All Cells")
+            page.wait_for_selector("input[placeholder='search…  (Enter)']", timeout=180_000)
+        except Exception:
+            page.screenshot(path=str(artifacts / "browser_failure.png"))
+            raise
         news = page.get_by_role("button", name="No", exact=True)
         if news.count():  # JupyterLab's one-time "notified about news?" toast
             news.first.click()
