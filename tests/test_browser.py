@@ -98,7 +98,7 @@ def page(lab, artifacts):
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
                                    timeout=120_000)
             page.locator(".lm-MenuBar-item", has_text="Run").first.click(timeout=30_000)
-            page.locator("[data-command='notebook:run-all-cells']").click(timeout=30_000)
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click(timeout=30_000)
             page.wait_for_selector("input[placeholder='search…  (Enter)']", timeout=180_000)
         except Exception:
             page.screenshot(path=str(artifacts / "browser_failure.png"))
