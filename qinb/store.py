@@ -69,7 +69,7 @@ def connect(path: str | os.PathLike[str] | None = None, *, url: str | None = Non
     key = str(where.resolve())
     with _lock:
         if not _open:
-            atexit.register(_close_all)
+            atexit.register(close_all)
         if key not in _open:
             try:
                 _open[key] = QdrantClient(path=key, **kwargs)
@@ -85,8 +85,8 @@ def connect(path: str | os.PathLike[str] | None = None, *, url: str | None = Non
         return _open[key]
 
 
-def _close_all() -> None:
-    """Close the embedded stores before the interpreter tears down the modules they use."""
+def close_all() -> None:
+    """Close every embedded store this process opened, releasing their locks for others."""
     with _lock:
         while _open:
             _open.popitem()[1].close()

@@ -13,7 +13,7 @@ def test_demo_prints_dense_bm25_and_hybrid_hits(tmp_path):
     first = subprocess.run(run, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr
     out = first.stdout
-    assert "created collection 'python-topics': 79 rows, 79 upserted" in out
+    assert "created collection 'python-docs': 79 rows, 79 upserted" in out
     assert out.count("--- dense") == out.count("--- bm25") == out.count("--- hybrid") == 3
     loop_block = out.split("=== 'loop over the items of a list'")[1].split("===")[0]
     hybrid_top = loop_block.split("--- hybrid")[1].strip().splitlines()[2]
