@@ -1,4 +1,5 @@
-# Two commands on a fresh clone: `make demo` (the demo, embedded store, no server) and `make test`.
+# Two commands on a fresh clone: `make demo` (the demo, embedded store, no server) and `make test`;
+# `make lab` opens JupyterLab on notebooks/.
 # Both create .venv, install qinb with its test extras and build the local model directory.
 
 PYTHON ?= python3
@@ -7,7 +8,7 @@ BIN := $(VENV)/bin
 export QINB_MODELS ?= $(CURDIR)/.models
 MINILM := $(QINB_MODELS)/sentence-transformers/all-MiniLM-L6-v2/model.onnx
 
-.PHONY: install models demo test lint
+.PHONY: install models demo lab test lint
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +24,10 @@ $(MINILM): | $(BIN)/.installed
 models: $(MINILM)
 
 demo: install models
-	$(BIN)/qinb demo
+	$(BIN)/qinb demo --notebooks notebooks --reports reports
+
+lab: install models
+	$(BIN)/jupyter lab notebooks/
 
 lint: install
 	$(BIN)/ruff check qinb tests bench

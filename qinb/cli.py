@@ -85,7 +85,8 @@ def _photo_demo(client: object, quiet: bool) -> None:
 
 
 def run_notebooks(directory: Path, reports: Path, timeout: int = 900) -> list[Path]:
-    """Execute every notebook of ``directory`` headless and write one HTML report each."""
+    """Execute every notebook of ``directory`` headless; write an HTML report and the executed
+    notebook for each into ``reports``."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -106,6 +107,7 @@ def run_notebooks(directory: Path, reports: Path, timeout: int = 900) -> list[Pa
         html, _ = HTMLExporter().from_notebook_node(notebook)  # type: ignore[no-untyped-call]
         target = reports / f"{path.stem}.html"
         target.write_text(html, encoding="utf-8")
+        nbformat.write(notebook, reports / path.name)  # type: ignore[no-untyped-call]
         written.append(target)
         print(f"{path.name}: {status} ({time.perf_counter() - started:.0f} s) -> {target}")
     if failed:

@@ -1,0 +1,105 @@
+"""The notebooks, executed by the demo command as a newcomer runs it, and their committed form."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NAMES = ["01-quickstart", "02-images", "03-hybrid-and-filters", "04-qdrant-cloud"]
+
+
+def test_the_four_notebooks_exist():
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebooks_carry_no_outputs_and_a_kernelspec(name):
+    notebook = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text())
+    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert code, "a notebook without code"
+    for cell in code:
+        assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """`qinb demo` with the notebooks, on its own embedded store, without a Qdrant server."""
+    root = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if k not in ("QDRANT_URL", "QDRANT_API_KEY")}
+    env["QINB_STORE"] = str(root / "store")
+    run = subprocess.run(
+        [sys.executable, "-m", "qinb.cli", "demo", "--quiet", "--notebooks", str(NOTEBOOKS),
+         "--reports", str(root / "reports")],
+        env=env, capture_output=True, text=True, timeout=1200,
+    )
+    return run, root / "reports"
+
+
+def _outputs(reports: Path, name: str) -> list[dict]:
+    """The outputs of the executed notebook the demo wrote beside its HTML report."""
+    notebook = json.loads((reports / f"{name}.ipynb").read_text())
+    return [o for c in notebook["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+
+
+def _text(outputs: list[dict]) -> str:
+    parts = []
+    for o in outputs:
+        parts.append("".join(o.get("text", "")))
+        parts.append("".join(o.get("data", {}).get("text/plain", "")))
+        parts.append("".join(o.get("data", {}).get("text/markdown", "")))
+    return "\n".join(parts)
+
+
+def test_demo_executes_every_notebook_into_a_named_report(demo):
+    run, reports = demo
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for name in NAMES:
+        assert f"{name}.ipynb: ok" in run.stdout
+        assert (reports / f"{name}.html").is_file()
+    assert "4 reports in" in run.stdout
+    assert "created collection 'photos': 6 rows, 6 upserted" in run.stdout
+
+
+def test_reports_hold_no_errors(demo):
+    _, reports = demo
+    for name in NAMES:
+        outputs = _outputs(reports, name)
+        assert outputs, name
+        assert [o for o in outputs if o["output_type"] == "error"] == [], name
+        assert "Traceback" not in _text(outputs), name
+        assert "<html" in (reports / f"{name}.html").read_text()[:2000].lower()
+
+
+def test_quickstart_shows_the_rerun_and_the_widget(demo):
+    outputs = _outputs(demo[1], "01-quickstart")
+    text = _text(outputs)
+    assert "79 unchanged" in text and "0 embedded" in text
+    assert "The \"raise\" statement" in text
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+
+
+def test_images_notebook_says_it_uses_stand_in_models(demo):
+    run, reports = demo
+    outputs = _outputs(reports, "02-images")
+    assert "Note: stand-in CLIP models." in _text(outputs)  # this machine has no CLIP weights
+    assert "STAND-IN CLIP" in run.stdout
+    pictures = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(pictures) == 1  # plot_hits
+
+
+def test_hybrid_notebook_plots_the_map_and_scores(demo):
+    outputs = _outputs(demo[1], "03-hybrid-and-filters")
+    assert len([o for o in outputs if "image/png" in o.get("data", {})]) == 2
+
+
+def test_cloud_notebook_stops_cleanly_without_a_server(demo):
+    text = _text(_outputs(demo[1], "04-qdrant-cloud"))
+    assert "QDRANT_URL is not set" in text
+    assert "connected to" not in text
