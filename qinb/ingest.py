@@ -121,15 +121,17 @@ def _prepare(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | Non
         if label in bad_rows:
             continue
         raw = records[label] if records is not None else df[keep].iloc[pos].to_dict()
-        data = {str(k): json_safe(v) for k, v in raw.items()}
-        data[store.ROW_KEY] = json_safe(label)
         items = {n: d[label] for n, d in docs_by_vector.items()}
-        for name, item in items.items():
-            if isinstance(item.data, ImageCell):
-                # the reference, not the pixels: the engine does not keep inference input
-                data[str(vectors[name].column)] = item.data.source
-                if thumbnails:
-                    data[f"{vectors[name].column}_thumbnail"] = item.data.thumbnail()
+        # image cells are stored as their reference, not their pixels (the engine does not
+        # keep inference input), so they skip the JSON conversion
+        images = {str(vectors[n].column): i.data for n, i in items.items()
+                  if isinstance(i.data, ImageCell)}
+        data = {str(k): json_safe(v) for k, v in raw.items() if str(k) not in images}
+        data[store.ROW_KEY] = json_safe(label)
+        for column, cell in images.items():
+            data[column] = cell.source
+            if thumbnails:
+                data[f"{column}_thumbnail"] = cell.thumbnail()
         rows.append(_Row(label, ids[pos], data, items))
     return rows, failed
 
