@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 from qdrant_client import QdrantClient
 
+from qinb import store
 from qinb.spec import Spec
 
 __all__ = ["Facet", "card_html", "facet_filter", "facets"]
@@ -43,11 +44,10 @@ class Facet:
 def facets(client: QdrantClient, collection: str, specs: Mapping[str, Spec],
            sample: int = 1000) -> list[Facet]:
     """Facets from a sample of the payloads: low-cardinality fields and numeric ranges."""
-    records, _ = client.scroll(collection, limit=sample, with_payload=True, with_vectors=False)
     sources = {s.column for s in specs.values()}
     values: dict[str, list[Any]] = {}
-    for record in records:
-        for key, value in (record.payload or {}).items():
+    for payload in store.sample_payloads(client, collection, sample):
+        for key, value in payload.items():
             if key.startswith("_qinb") or key.endswith(HIDDEN_SUFFIX) or key in sources:
                 continue
             if value is not None:

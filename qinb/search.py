@@ -185,7 +185,7 @@ def search(collection: str, query: Any = None, *,
     flt = to_filter(filter)
     if like is not None:
         target = _like_id(like, df, id_column)
-        if not client.retrieve(collection, [target]):
+        if not store.has_point(client, collection, target):
             raise QueryError(f"like={like!r}: no point with id {target!r} in {collection!r}")
         # the point itself is not a hit of "more like this"
         itself = models.HasIdCondition(has_id=[target])

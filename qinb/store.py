@@ -246,6 +246,17 @@ def dense_vectors(client: QdrantClient, collection: str, using: str, *, sample: 
     return ids, matrix
 
 
+def has_point(client: QdrantClient, collection: str, point_id: int | str) -> bool:
+    """Whether a point with this id exists."""
+    return bool(client.retrieve(collection, [point_id], with_payload=False, with_vectors=False))
+
+
+def sample_payloads(client: QdrantClient, collection: str, limit: int) -> list[dict[str, Any]]:
+    """The payloads of up to ``limit`` points, for facets."""
+    records, _ = client.scroll(collection, limit=limit, with_payload=True, with_vectors=False)
+    return [dict(r.payload or {}) for r in records]
+
+
 def count(client: QdrantClient, collection: str) -> int:
     """Number of points in the collection."""
     return client.count(collection, exact=True).count
