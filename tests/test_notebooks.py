@@ -83,6 +83,8 @@ def test_quickstart_shows_the_rerun_and_the_widget(demo):
     assert "79 unchanged" in text and "0 embedded" in text
     assert "The \"raise\" statement" in text
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    widget_results = _text(outputs[-1:])  # the last cell shows w.results, readable without JS
+    assert widget_results.splitlines()[3].split()[0] == "for"  # header, index name, rank 1
 
 
 def test_images_notebook_says_it_uses_stand_in_models(demo):
