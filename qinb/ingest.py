@@ -95,7 +95,7 @@ def _prepare(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | Non
     for name, spec in vectors.items():
         docs_by_vector[name], bad = documents(df, name, spec, wire=wire)
         problems.extend(bad)
-    keys = df[id_column] if id_column is not None else pd.Series(df.index, index=df.index)
+    keys = df[id_column] if id_column is not None else pd.Series(list(df.index), index=df.index)
     ids = [point_id(k) for k in keys]
     for label in df.index[pd.Series(ids).duplicated(keep="first").to_numpy()]:
         problems.append((label, id_column or "index",

@@ -218,7 +218,11 @@ def hits_frame(points: Sequence[models.ScoredPoint], df: pd.DataFrame | None = N
                   if not k.startswith("_qinb")}
         records.append({"score": p.score, "rank": rank, "id": p.id, **fields})
     hits = pd.DataFrame.from_records(records, columns=None if records else list(HIT_COLUMNS))
-    hits.index = pd.Index(labels, name=df.index.name if df is not None else None, tupleize_cols=False)
+    if df is not None and isinstance(df.index, pd.MultiIndex) and labels:
+        hits.index = pd.MultiIndex.from_tuples(labels, names=df.index.names)
+    else:
+        hits.index = pd.Index(labels, name=df.index.name if df is not None else None,
+                              tupleize_cols=False)
     if df is not None and len(hits):
         # columns the payload left out come from the source rows that are still in the frame
         extra = [c for c in df.columns if c not in hits.columns]

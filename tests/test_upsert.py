@@ -143,3 +143,20 @@ def test_progress_bars_show_and_can_be_turned_off(client, corpus, capsys):
     assert "embedding 'text'" in err and "writing" in err
     corpus.qdrant.upsert("bars2", vectors=VECTORS, client=client, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_multiindex_rows_round_trip_and_left_out_columns_come_from_the_frame(client):
+    df = pd.DataFrame(
+        {"text": ["red apples and pears", "jupiter and saturn", "baking bread"], "x": [1, 2, 3]},
+        index=pd.MultiIndex.from_tuples([("fruit", 1), ("space", 1), ("food", 2)],
+                                        names=["kind", "n"]),
+    )
+    df.qdrant.upsert("multi", vectors={"text": qinb.Text("text")}, client=client,
+                     payload=["text"], progress=False)
+    assert "x" not in client.scroll("multi", limit=1)[0][0].payload
+    hits = df.qdrant.search("multi", "planets", client=client, limit=2)
+    assert list(hits.index.names) == ["kind", "n"]
+    assert hits.index[0] == ("space", 1)
+    assert hits.loc[("space", 1), "x"] == 2  # not stored, joined from the source frame
+    like = df.qdrant.search("multi", like=("space", 1), client=client)
+    assert ("space", 1) not in like.index and len(like) == 2
