@@ -9,7 +9,7 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,9 +40,10 @@ def check_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
 
 
 def documents(df: pd.DataFrame, name: str, spec: Spec, *, wire: bool = False
-              ) -> tuple[dict[Hashable, Item], list[tuple[Hashable, str, str]]]:
-    """One inference object per valid cell of the spec's column, and (row, column, reason) for
-    the rest. With ``wire`` images are URLs or base64, as a server takes them."""
+              ) -> tuple[dict[int, Item], list[tuple[int, str, str]]]:
+    """One inference object per valid cell of the spec's column, and (position, column, reason)
+    for the rest, both keyed by row position (index labels may repeat). With ``wire`` images are
+    URLs or base64, as a server takes them."""
     check_columns(df, [spec.column], f"vector {name!r}")
     series = df[spec.column]
     if isinstance(spec, Image):
@@ -54,43 +55,43 @@ def documents(df: pd.DataFrame, name: str, spec: Spec, *, wire: bool = False
             f"vector {name!r} ({spec.kind}) needs text, but column {spec.column!r} has dtype "
             f"{series.dtype}; convert it with df[{spec.column!r}].astype(str) if you mean its digits"
         )
-    docs: dict[Hashable, Item] = {}
-    failed: list[tuple[Hashable, str, str]] = []
-    for label, value in series.items():
+    docs: dict[int, Item] = {}
+    failed: list[tuple[int, str, str]] = []
+    for pos, value in enumerate(series.tolist()):
         if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-            failed.append((label, spec.column, "missing text (NaN/None)"))
+            failed.append((pos, spec.column, "missing text (NaN/None)"))
         elif not isinstance(value, str):
-            failed.append((label, spec.column, f"not text: {type(value).__name__} {value!r:.40}"))
+            failed.append((pos, spec.column, f"not text: {type(value).__name__} {value!r:.40}"))
         elif not value.strip():
-            failed.append((label, spec.column, "empty text"))
+            failed.append((pos, spec.column, "empty text"))
         else:
-            docs[label] = document_item(spec.document(value))
+            docs[pos] = document_item(spec.document(value))
     return docs, failed
 
 
 def _image_items(series: pd.Series, spec: Image, wire: bool
-                 ) -> tuple[dict[Hashable, Item], list[tuple[Hashable, str, str]]]:
+                 ) -> tuple[dict[int, Item], list[tuple[int, str, str]]]:
     from tqdm.auto import tqdm
 
-    items: dict[Hashable, Item] = {}
-    failed: list[tuple[Hashable, str, str]] = []
+    items: dict[int, Item] = {}
+    failed: list[tuple[int, str, str]] = []
     cells: dict[str, Any] = {}  # the same path or URL in many rows is read once
-    for label, value in tqdm(series.items(), total=len(series), desc=f"reading {spec.column!r}",
+    for pos, value in tqdm(enumerate(series.tolist()), total=len(series), desc=f"reading {spec.column!r}",
                              unit="img", disable=len(series) < 50):
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            failed.append((label, spec.column, "missing image (NaN/None)"))
+            failed.append((pos, spec.column, "missing image (NaN/None)"))
             continue
         memo = str(value) if isinstance(value, (str, os.PathLike)) else None
         try:
             # a server fetches URLs itself
             cell = cells[memo] if memo in cells else load(value, fetch=not wire)
         except ImageCellError as exc:
-            failed.append((label, spec.column, str(exc)))
+            failed.append((pos, spec.column, str(exc)))
             continue
         if memo is not None:
             cells[memo] = cell
         reference = cell.wire() if wire else cell.source
-        items[label] = image_item(spec.image_object(reference), cell)
+        items[pos] = image_item(spec.image_object(reference), cell)
     return items, failed
 
 
@@ -133,7 +134,10 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-def content_hash(payload: Mapping[str, Any], items: Mapping[str, Item]) -> str:
-    """A hash of everything that makes a point: payload and inference objects."""
-    body = {"payload": payload, "objects": {n: list(i.key) for n, i in sorted(items.items())}}
+def content_hash(payload: Mapping[str, Any], items: Mapping[str, Item],
+                 thumbnails: Sequence[str] = ()) -> str:
+    """A hash of everything that makes a point: payload, inference objects and which image
+    columns get a thumbnail (the thumbnails follow from the images, so they are not hashed)."""
+    body = {"payload": payload, "objects": {n: list(i.key) for n, i in sorted(items.items())},
+            "thumbnails": list(thumbnails)}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]

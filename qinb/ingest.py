@@ -76,6 +76,12 @@ class _Row:
     id: int | str
     payload: dict[str, Any]
     items: dict[str, Item]
+    thumbnails: dict[str, ImageCell]  # image columns whose thumbnail goes into the payload
+
+    def add_thumbnails(self) -> None:
+        """Make the thumbnails: only for points about to be written (unchanged rows skip this)."""
+        for column, cell in self.thumbnails.items():
+            self.payload[f"{column}_thumbnail"] = cell.thumbnail()
 
 
 def _prepare(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | None,
@@ -90,18 +96,24 @@ def _prepare(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | Non
     check_columns(df, columns, "payload=")
     if id_column is not None:
         check_columns(df, [id_column], "id_column=")
-    docs_by_vector: dict[str, dict[Hashable, Item]] = {}
-    problems: list[tuple[Hashable, str, str]] = []
+    docs_by_vector: dict[str, dict[int, Item]] = {}
+    problems: list[tuple[int, str, str]] = []
     for name, spec in vectors.items():
         docs_by_vector[name], bad = documents(df, name, spec, wire=wire)
         problems.extend(bad)
-    keys = df[id_column] if id_column is not None else pd.Series(list(df.index), index=df.index)
+    keys = (df[id_column] if id_column is not None else df.index).tolist()
     ids = [point_id(k) for k in keys]
-    for label in df.index[pd.Series(ids).duplicated(keep="first").to_numpy()]:
-        problems.append((label, id_column or "index",
-                         f"duplicate id {keys[label]!r}: an earlier row has the same id"))
+    seen: set[int | str] = set()
+    for pos, pid in enumerate(ids):
+        if pid in seen:
+            problems.append((pos, id_column or "index",
+                             f"duplicate id {keys[pos]!r}: an earlier row has the same id"))
+        seen.add(pid)
     # two vectors of one column report the same cell once
-    failed = pd.DataFrame(problems, columns=FAILED_COLUMNS).drop_duplicates(ignore_index=True)
+    problems = sorted(set(problems), key=lambda p: p[0])
+    bad_positions = {pos for pos, _, _ in problems}
+    failed = pd.DataFrame([(df.index[pos], column, why) for pos, column, why in problems],
+                          columns=FAILED_COLUMNS)
     if len(failed) and errors == "raise":
         rows = list(dict.fromkeys(failed["row"]))
         raise InvalidRowsError(
@@ -112,27 +124,23 @@ def _prepare(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | Non
               "report.failed. Nothing was written.",
             failed,
         )
-    bad_rows = set(failed["row"]) if len(failed) else set()
     source_columns = [s.column for s in vectors.values()]
     keep = list(dict.fromkeys([*columns, *source_columns]))
-    records = df[keep].to_dict("index") if len(df.index.unique()) == len(df) else None
+    records = df[keep].to_dict("records")
     rows = []
-    for pos, label in enumerate(df.index):
-        if label in bad_rows:
+    for pos, raw in enumerate(records):
+        if pos in bad_positions:
             continue
-        raw = records[label] if records is not None else df[keep].iloc[pos].to_dict()
-        items = {n: d[label] for n, d in docs_by_vector.items()}
+        label = df.index[pos]
+        items = {n: d[pos] for n, d in docs_by_vector.items()}
         # image cells are stored as their reference, not their pixels (the engine does not
         # keep inference input), so they skip the JSON conversion
         images = {str(vectors[n].column): i.data for n, i in items.items()
                   if isinstance(i.data, ImageCell)}
         data = {str(k): json_safe(v) for k, v in raw.items() if str(k) not in images}
         data[store.ROW_KEY] = json_safe(label)
-        for column, cell in images.items():
-            data[column] = cell.source
-            if thumbnails:
-                data[f"{column}_thumbnail"] = cell.thumbnail()
-        rows.append(_Row(label, ids[pos], data, items))
+        data.update({column: cell.source for column, cell in images.items()})
+        rows.append(_Row(label, ids[pos], data, items, images if thumbnails else {}))
     return rows, failed
 
 
@@ -203,9 +211,11 @@ def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
                             thumbnails=thumbnails)
     created = store.ensure_collection(client, collection, vectors, id_column)
     for row in rows:
-        row.payload[store.HASH_KEY] = content_hash(row.payload, row.items)
+        row.payload[store.HASH_KEY] = content_hash(row.payload, row.items, sorted(row.thumbnails))
     stored = {} if created else store.stored_hashes(client, collection, [r.id for r in rows])
     todo = [r for r in rows if stored.get(r.id) != r.payload[store.HASH_KEY]]
+    for row in todo:
+        row.add_thumbnails()
     embedder = Embedder(progress=progress)
     resolved: dict[str, list[Vector] | list[models.Document | models.Image]] = {}
     per_vector = []

@@ -160,3 +160,41 @@ def test_multiindex_rows_round_trip_and_left_out_columns_come_from_the_frame(cli
     assert hits.loc[("space", 1), "x"] == 2  # not stored, joined from the source frame
     like = df.qdrant.search("multi", like=("space", 1), client=client)
     assert ("space", 1) not in like.index and len(like) == 2
+
+
+def test_repeated_index_labels_keep_each_rows_own_text(client, corpus):
+    # pd.concat of two frames repeats the labels 0, 1, ...; the id column tells the rows apart
+    parts = [corpus.iloc[:6].reset_index(drop=True), corpus.iloc[6:].reset_index(drop=True)]
+    df = pd.concat(parts).assign(sku=[f"SKU-{i}" for i in range(12)])
+    report = df.qdrant.upsert("concat", vectors=VECTORS, client=client, id_column="sku",
+                              progress=False)
+    assert (report.upserted, report.embedded) == (12, 24)
+    stored = {p.payload["sku"]: p.payload["text"] for p in client.scroll("concat", limit=20)[0]}
+    assert stored == dict(zip(df["sku"], df["text"], strict=True))
+    hit = qinb.search("concat", "bake the sponge cake", using="bm25", limit=1, client=client)
+    assert hit["sku"].tolist() == ["SKU-8"]
+
+
+def test_duplicate_labels_without_an_id_column_skip_only_the_repeats(client, corpus):
+    df = pd.concat([corpus.iloc[:3], corpus.iloc[:1]])  # doc00 twice
+    report = df.qdrant.upsert("dup", vectors=VECTORS, client=client, errors="skip", progress=False)
+    assert report.upserted == 3 and len(report.failed) == 1
+    assert report.failed.iloc[0].tolist()[:2] == ["doc00", "index"]
+
+
+def test_thumbnails_are_made_only_for_rows_that_are_written(photos, client, clip_standins,
+                                                            monkeypatch):
+    from qinb.images import ImageCell
+
+    vectors = {"image": qinb.Image("photo")}
+    photos.qdrant.upsert("t", vectors=vectors, client=client, thumbnails=True, progress=False)
+    made = []
+    real = ImageCell.thumbnail
+    monkeypatch.setattr(ImageCell, "thumbnail", lambda self, *a: made.append(self) or real(self, *a))
+    again = photos.qdrant.upsert("t", vectors=vectors, client=client, thumbnails=True,
+                                 progress=False)
+    assert (again.unchanged, made) == (6, [])
+    edited = photos.assign(caption=[*photos["caption"][:-1], "a red motorcycle"])
+    third = edited.qdrant.upsert("t", vectors=vectors, client=client, thumbnails=True,
+                                 progress=False)
+    assert (third.upserted, len(made)) == (1, 1)
