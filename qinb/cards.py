@@ -45,8 +45,10 @@ def facets(client: QdrantClient, collection: str, specs: Mapping[str, Spec],
            sample: int = 1000) -> list[Facet]:
     """Facets from a sample of the payloads: low-cardinality fields and numeric ranges."""
     sources = {s.column for s in specs.values()}
+    # thumbnails are the heavy part of a payload and never a facet
+    thumbnails = [f"{s.column}{HIDDEN_SUFFIX}" for s in specs.values() if s.kind == "image"]
     values: dict[str, list[Any]] = {}
-    for payload in store.sample_payloads(client, collection, sample):
+    for payload in store.sample_payloads(client, collection, sample, exclude=thumbnails):
         for key, value in payload.items():
             if key.startswith("_qinb") or key.endswith(HIDDEN_SUFFIX) or key in sources:
                 continue

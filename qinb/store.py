@@ -251,9 +251,11 @@ def has_point(client: QdrantClient, collection: str, point_id: int | str) -> boo
     return bool(client.retrieve(collection, [point_id], with_payload=False, with_vectors=False))
 
 
-def sample_payloads(client: QdrantClient, collection: str, limit: int) -> list[dict[str, Any]]:
-    """The payloads of up to ``limit`` points, for facets."""
-    records, _ = client.scroll(collection, limit=limit, with_payload=True, with_vectors=False)
+def sample_payloads(client: QdrantClient, collection: str, limit: int,
+                    exclude: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The payloads of up to ``limit`` points, for facets, without the ``exclude`` keys."""
+    selector = models.PayloadSelectorExclude(exclude=list(exclude)) if exclude else True
+    records, _ = client.scroll(collection, limit=limit, with_payload=selector, with_vectors=False)
     return [dict(r.payload or {}) for r in records]
 
 
