@@ -189,13 +189,19 @@ def _load(modality: str, name: str, runtime: tuple[tuple[str, Any], ...]) -> Any
         raise ModelError(f"{name!r} is a {info.modality} model, not a {modality} model")
     kwargs = dict(runtime)
     local = local_path(name)
+    offline = False
     if local is not None:
         kwargs.setdefault("specific_model_path", str(local))
+    elif "local_files_only" not in kwargs and not hub_reachable():
+        # fastembed's cache may still hold it; without this, fastembed retries a dead network
+        offline = kwargs["local_files_only"] = True
     cls = TextEmbedding if modality == "text" else ImageEmbedding
     try:
         return cls(name, **kwargs)
     except Exception as exc:
-        where = f"from {local}" if local else "by download (no local directory)"
+        where = (f"from {local}" if local else
+                 "from fastembed's cache (the Hugging Face hub is unreachable)" if offline else
+                 "by download (no local directory)")
         raise ModelError(
             f"cannot load model {name!r} {where}: {type(exc).__name__}: {str(exc).rstrip('.')}. "
             f"Put its files in {models_dir() / name} (set QINB_MODELS to choose the directory), "

@@ -58,14 +58,22 @@ def test_unknown_model_lists_close_matches(client, corpus):
     assert not client.collection_exists("x")
 
 
-def test_a_model_without_local_weights_says_what_to_set(client, corpus, monkeypatch, tmp_path):
-    # a real model name with no local directory: the hub is unreachable, so loading fails
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+@pytest.mark.parametrize(("hub", "where"), [
+    (False, "from fastembed's cache (the Hugging Face hub is unreachable)"),
+    (True, "by download (no local directory)"),
+], ids=["hub-unreachable", "download-fails"])
+def test_a_model_without_local_weights_says_what_to_set(client, corpus, monkeypatch, tmp_path,
+                                                        hub, where):
+    # a real model name with no local directory and nothing in fastembed's cache
+    from qinb import models
+
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: hub)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the download, where tried, fails at once
     spec = qinb.Text("text", model="BAAI/bge-small-en-v1.5", options={"cache_dir": str(tmp_path)})
     with pytest.raises(qinb.ModelError) as err:
         corpus.qdrant.upsert("x", vectors={"t": spec}, client=client, progress=False)
     msg = str(err.value)
-    assert "cannot load model 'BAAI/bge-small-en-v1.5' by download (no local directory)" in msg
+    assert f"cannot load model 'BAAI/bge-small-en-v1.5' {where}" in msg
     assert "QINB_MODELS" in msg and "register_local" in msg
     assert client.count("x").count == 0  # the collection exists, nothing half-written
 
