@@ -13,12 +13,12 @@ import pandas as pd
 from qdrant_client import QdrantClient
 
 from qinb import store
+from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
 from qinb.spec import Spec
 
 __all__ = ["Facet", "card_html", "facet_filter", "facets"]
 
 MAX_CHOICES = 20
-HIDDEN_SUFFIX = "_thumbnail"
 CARD_CSS = """<style>
 .qinb-card{border:1px solid #ddd;border-radius:6px;padding:6px;font:12px sans-serif;
   height:100%;box-sizing:border-box;overflow:hidden}
@@ -46,11 +46,11 @@ def facets(client: QdrantClient, collection: str, specs: Mapping[str, Spec],
     """Facets from a sample of the payloads: low-cardinality fields and numeric ranges."""
     sources = {s.column for s in specs.values()}
     # thumbnails are the heavy part of a payload and never a facet
-    thumbnails = [f"{s.column}{HIDDEN_SUFFIX}" for s in specs.values() if s.kind == "image"]
+    thumbnails = [thumbnail_column(s.column) for s in specs.values() if s.kind == "image"]
     values: dict[str, list[Any]] = {}
     for payload in store.sample_payloads(client, collection, sample, exclude=thumbnails):
         for key, value in payload.items():
-            if key.startswith("_qinb") or key.endswith(HIDDEN_SUFFIX) or key in sources:
+            if key.startswith("_qinb") or key.endswith(THUMBNAIL_SUFFIX) or key in sources:
                 continue
             if value is not None:
                 values.setdefault(key, []).append(value)

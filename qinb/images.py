@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ImageCell", "ImageCellError", "load"]
+__all__ = ["ImageCell", "ImageCellError", "load", "thumbnail_column"]
 
 URL_TIMEOUT = 10.0
 MAX_BYTES = 20 * 1024 * 1024
 # Qdrant's request limit is 32 MB; one base64 image stays well below it
 MAX_WIRE_BYTES = 8 * 1024 * 1024
 THUMBNAIL_SIZE = 128
+THUMBNAIL_SUFFIX = "_thumbnail"
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 
@@ -61,6 +62,11 @@ class ImageCell:
         if not self.data:
             return None
         return "data:image/jpeg;base64," + base64.b64encode(_jpeg(self.pil(), size)).decode()
+
+
+def thumbnail_column(column: str) -> str:
+    """The payload key of an image column's stored thumbnail."""
+    return f"{column}{THUMBNAIL_SUFFIX}"
 
 
 def _jpeg(image: Any, size: int) -> bytes:

@@ -12,7 +12,7 @@ from qdrant_client import QdrantClient, models
 from qinb import store
 from qinb.embed import Embedder, Item, Vector
 from qinb.errors import InvalidRowsError, QinbError
-from qinb.images import ImageCell
+from qinb.images import ImageCell, thumbnail_column
 from qinb.inference import check_columns, content_hash, documents, json_safe, point_id
 from qinb.spec import Spec
 
@@ -81,7 +81,7 @@ class _Row:
     def add_thumbnails(self) -> None:
         """Make the thumbnails: only for points about to be written (unchanged rows skip this)."""
         for column, cell in self.thumbnails.items():
-            self.payload[f"{column}_thumbnail"] = cell.thumbnail()
+            self.payload[thumbnail_column(column)] = cell.thumbnail()
 
 
 def _prepare(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | None,

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from qinb.errors import QueryError, require
+from qinb.images import THUMBNAIL_SUFFIX
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -51,7 +52,7 @@ def thumbnail(reference: str, size: int = THUMB) -> str | None:
 
 def image_columns(hits: pd.DataFrame) -> list[str]:
     """Columns that hold pictures: stored thumbnails first, then image paths or URLs."""
-    thumbs = [str(c) for c in hits.columns if str(c).endswith("_thumbnail")]
+    thumbs = [str(c) for c in hits.columns if str(c).endswith(THUMBNAIL_SUFFIX)]
     sources = [
         str(c) for c in hits.columns
         if str(c) not in thumbs and hits[c].dropna().map(
@@ -138,7 +139,7 @@ def _text_columns(hits: pd.DataFrame) -> list[str]:
     lengths = {}
     for column in hits.columns:
         values = hits[column].dropna()
-        if str(column).endswith("_thumbnail") or values.empty:
+        if str(column).endswith(THUMBNAIL_SUFFIX) or values.empty:
             continue
         if all(isinstance(v, str) for v in values) and not values.iloc[0].startswith("data:"):
             lengths[column] = values.str.len().mean()

@@ -12,6 +12,7 @@ import pandas as pd
 
 from qinb import cards, store
 from qinb.errors import QinbError, require
+from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
 from qinb.search import search as run_search
 from qinb.spec import Image
 from qinb.viz import hit_images
@@ -143,8 +144,8 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         text = next((s.column for s in self.specs.values() if not isinstance(s, Image)), None)
         sources = {s.column for s in self.specs.values()}
         fields = [c for c in hits.columns if c not in ("score", "rank", "id") and c not in sources
-                  and not str(c).endswith(cards.HIDDEN_SUFFIX)][:SHOWN_FIELDS]
-        pictures = [f"{s.column}{cards.HIDDEN_SUFFIX}" for s in self.specs.values()
+                  and not str(c).endswith(THUMBNAIL_SUFFIX)][:SHOWN_FIELDS]
+        pictures = [thumbnail_column(s.column) for s in self.specs.values()
                     if isinstance(s, Image)]
         pictures += [s.column for s in self.specs.values() if isinstance(s, Image)]
         children = []
