@@ -17,10 +17,10 @@ import pandas as pd
 
 from qinb.embed import Item, document_item, image_item
 from qinb.errors import ColumnError, ColumnTypeError
-from qinb.images import ImageCellError, load
+from qinb.images import ImageCell, ImageCellError, load
 from qinb.spec import Image, Spec
 
-__all__ = ["check_columns", "content_hash", "documents", "json_safe", "point_id"]
+__all__ = ["cell_item", "check_columns", "content_hash", "documents", "json_safe", "point_id"]
 
 # the namespace of point ids made from non-integer index labels
 ID_NAMESPACE = uuid.UUID("6b1f3f0e-6a0e-4c1e-9a43-1f1b6c0f5e21")
@@ -58,7 +58,7 @@ def documents(df: pd.DataFrame, name: str, spec: Spec, *, wire: bool = False
     docs: dict[int, Item] = {}
     failed: list[tuple[int, str, str]] = []
     for pos, value in enumerate(series.tolist()):
-        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        if _missing(value):
             failed.append((pos, spec.column, "missing text (NaN/None)"))
         elif not isinstance(value, str):
             failed.append((pos, spec.column, f"not text: {type(value).__name__} {value!r:.40}"))
@@ -75,10 +75,10 @@ def _image_items(series: pd.Series, spec: Image, wire: bool
 
     items: dict[int, Item] = {}
     failed: list[tuple[int, str, str]] = []
-    cells: dict[str, Any] = {}  # the same path or URL in many rows is read once
+    cells: dict[str, ImageCell] = {}  # the same path or URL in many rows is read once
     for pos, value in tqdm(enumerate(series.tolist()), total=len(series), desc=f"reading {spec.column!r}",
                              unit="img", disable=len(series) < 50):
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if _missing(value):
             failed.append((pos, spec.column, "missing image (NaN/None)"))
             continue
         memo = str(value) if isinstance(value, (str, os.PathLike)) else None
@@ -90,9 +90,17 @@ def _image_items(series: pd.Series, spec: Image, wire: bool
             continue
         if memo is not None:
             cells[memo] = cell
-        reference = cell.wire() if wire else cell.source
-        items[pos] = image_item(spec.image_object(reference), cell)
+        items[pos] = cell_item(spec, cell, wire)
     return items, failed
+
+
+def cell_item(spec: Image, cell: ImageCell, wire: bool) -> Item:
+    """The item of one image: a URL or base64 for a server (``wire``), else its reference."""
+    return image_item(spec.image_object(cell.wire() if wire else cell.source), cell)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def point_id(label: Any) -> int | str:

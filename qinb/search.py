@@ -10,10 +10,10 @@ import pandas as pd
 from qdrant_client import QdrantClient, models
 
 from qinb import store
-from qinb.embed import Embedder, Item, document_item, image_item
+from qinb.embed import Embedder, Item, document_item
 from qinb.errors import QueryError
 from qinb.images import ImageCellError, is_pil, load
-from qinb.inference import point_id
+from qinb.inference import cell_item, point_id
 from qinb.spec import Image, Spec
 
 __all__ = ["search", "to_filter"]
@@ -88,7 +88,7 @@ def _query_item(spec: Spec, name: str, query: Any, cloud: bool) -> Item:
             cell = load(query)
         except ImageCellError as exc:
             raise QueryError(f"the query image cannot be used: {exc}") from None
-        return image_item(spec.image_object(cell.wire() if cloud else cell.source), cell)
+        return cell_item(spec, cell, wire=cloud)
     if isinstance(query, str):
         if not query.strip():
             raise QueryError("the query is empty: type some words")

@@ -196,3 +196,13 @@ def test_wire_mixed_upsert_is_one_request_of_images_and_documents(photos, clip_s
         [p["vector"] for p in points])
     assert len(body) < 32 * 2**20
     cloud.close()
+
+
+def test_missing_image_cells_are_named_as_missing(photos, client, clip_standins):
+    df = pd.DataFrame({"photo": [photos.loc["coffee", "photo"], None, float("nan"), pd.NA]},
+                      index=["ok", "none", "nan", "na"])
+    report = df.qdrant.upsert("gaps", vectors={"image": qinb.Image("photo")}, client=client,
+                              errors="skip", progress=False)
+    assert report.upserted == 1
+    assert report.failed.set_index("row")["reason"].to_dict() == dict.fromkeys(
+        ["none", "nan", "na"], "missing image (NaN/None)")
