@@ -68,8 +68,6 @@ def connect(path: str | os.PathLike[str] | None = None, *, url: str | None = Non
     where.mkdir(parents=True, exist_ok=True)
     key = str(where.resolve())
     with _lock:
-        if not _open:
-            atexit.register(close_all)
         if key not in _open:
             try:
                 _open[key] = QdrantClient(path=key, **kwargs)
@@ -90,6 +88,10 @@ def close_all() -> None:
     with _lock:
         while _open:
             _open.popitem()[1].close()
+
+
+# embedded stores close before the interpreter tears down the modules they use
+atexit.register(close_all)
 
 
 def is_cloud(client: QdrantClient) -> bool:
