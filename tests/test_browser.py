@@ -85,6 +85,30 @@ def lab(tmp_path_factory):
     server.wait(timeout=30)
 
 
+# a prompt showing [*] or [n]: the cell was queued or ran
+STARTED = ("[...document.querySelectorAll('.jp-InputArea-prompt')]"
+           ".some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))")
+
+
+def _run_all_cells(page) -> None:
+    """Run > Run All Cells, again if the first request reached no kernel.
+
+    On a fresh machine the kernel can still be connecting when the page first reports idle;
+    a Run All sent then is dropped (no cell shows [*]), as a saved failure screenshot showed.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(4):
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click(timeout=30_000)
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click(timeout=30_000)
+        try:
+            page.wait_for_function(STARTED, timeout=30_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 3:
+                raise
+
+
 @pytest.fixture(scope="module")
 def page(lab, artifacts):
     from playwright.sync_api import sync_playwright
@@ -97,8 +121,7 @@ def page(lab, artifacts):
             page.wait_for_selector(".jp-Notebook", timeout=120_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
                                    timeout=120_000)
-            page.locator(".lm-MenuBar-item", has_text="Run").first.click(timeout=30_000)
-            page.get_by_role("menuitem", name="Run All Cells", exact=True).click(timeout=30_000)
+            _run_all_cells(page)
             page.wait_for_selector("input[placeholder='search…  (Enter)']", timeout=180_000)
         except Exception:
             page.screenshot(path=str(artifacts / "browser_failure.png"))
