@@ -91,22 +91,27 @@ STARTED = ("[...document.querySelectorAll('.jp-InputArea-prompt')]"
 
 
 def _run_all_cells(page) -> None:
-    """Run > Run All Cells, again if the first request reached no kernel.
+    """Run > Run All Cells, answering JupyterLab's kernel dialog and retrying a dropped request.
 
-    On a fresh machine the kernel can still be connecting when the page first reports idle;
-    a Run All sent then is dropped (no cell shows [*]), as a saved failure screenshot showed.
+    On a fresh machine JupyterLab may first ask which kernel to start (a modal "Select Kernel"
+    dialog), and a Run All sent before the kernel connects starts no cell; saved failure
+    screenshots showed both.
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for attempt in range(4):
-        page.locator(".lm-MenuBar-item", has_text="Run").first.click(timeout=30_000)
-        page.get_by_role("menuitem", name="Run All Cells", exact=True).click(timeout=30_000)
+        select = page.locator(".jp-Dialog").get_by_role("button", name="Select", exact=True)
+        if select.count():
+            select.first.click()
         try:
+            page.locator(".lm-MenuBar-item", has_text="Run").first.click(timeout=10_000)
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click(timeout=10_000)
             page.wait_for_function(STARTED, timeout=30_000)
             return
         except PlaywrightTimeout:
             if attempt == 3:
                 raise
+            page.keyboard.press("Escape")  # close a menu left open behind a dialog
 
 
 @pytest.fixture(scope="module")
