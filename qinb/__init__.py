@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typing
 
-from qinb import _accessor, datasets, models
+from qinb import _accessor, cache, datasets, models
 from qinb.errors import (
     CollectionError,
     ColumnError,
@@ -27,7 +27,7 @@ from qinb.errors import (
 from qinb.ingest import UpsertReport, to_points, upsert
 from qinb.search import search, to_filter
 from qinb.spec import Bm25, Image, Text
-from qinb.store import connect, default_path
+from qinb.store import connect, copy, default_path
 from qinb.viz import plot_hits, plot_map, plot_scores
 
 if typing.TYPE_CHECKING:
@@ -65,7 +65,9 @@ __all__ = [
     "Text",
     "UpsertReport",
     "__version__",
+    "cache",
     "connect",
+    "copy",
     "datasets",
     "default_path",
     "models",

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from qdrant_client import QdrantClient
 
-from qinb import store
 from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
 from qinb.spec import Spec
+from qinb.store import Store, sample_payloads
 
 __all__ = ["Facet", "card_html", "facet_filter", "facets"]
 
@@ -41,14 +40,14 @@ class Facet:
     high: float = 0.0
 
 
-def facets(client: QdrantClient, collection: str, specs: Mapping[str, Spec],
+def facets(store: Store, collection: str, specs: Mapping[str, Spec],
            sample: int = 1000) -> list[Facet]:
     """Facets from a sample of the payloads: low-cardinality fields and numeric ranges."""
     sources = {s.column for s in specs.values()}
     # thumbnails are the heavy part of a payload and never a facet
     thumbnails = [thumbnail_column(s.column) for s in specs.values() if s.kind == "image"]
     values: dict[str, list[Any]] = {}
-    for payload in store.sample_payloads(client, collection, sample, exclude=thumbnails):
+    for payload in sample_payloads(store, collection, sample, exclude=thumbnails):
         for key, value in payload.items():
             if key.startswith("_qinb") or key.endswith(THUMBNAIL_SUFFIX) or key in sources:
                 continue

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from qdrant_client import models
 
 from qinb import models as registry
@@ -19,9 +20,13 @@ from qinb.images import ImageCell
 
 __all__ = ["Embedder", "Item", "Vector", "document_item", "image_item"]
 
-Vector = list[float] | models.SparseVector
+Vector = np.ndarray | models.SparseVector
 Key = tuple[str, str, str]
-CHUNK = 64  # small enough that the progress bar moves on long texts
+CHUNK = 64  # images and BM25 per batch
+TOKEN_BUDGET = 4096  # dense text per batch: about 1 GB of activations at 512 tokens
+MAX_BATCH = 256
+MAX_TOKENS = 512  # fastembed truncates longer texts
+MEMO_LIMIT = 50_000  # vectors remembered in memory during one upsert
 
 
 @dataclass(frozen=True)
@@ -57,58 +62,113 @@ def image_item(obj: models.Image, cell: ImageCell) -> Item:
 
 
 class Embedder:
-    """Turns items into vectors locally, remembering every vector it made.
+    """Turns items into vectors locally, each distinct object once.
 
-    One instance lives for one upsert or query, so that identical objects across the whole
-    DataFrame (and across named vectors) are embedded once.
+    Within one upsert or query an object is embedded once however often it appears; dense text
+    and image vectors also go to the persistent cache (:mod:`qinb.cache`), so another collection
+    or a later kernel gets them without inference. The in-memory memo is bounded, so a long
+    ingest does not keep every vector of the frame.
     """
 
-    def __init__(self, progress: bool = True) -> None:
+    def __init__(self, progress: bool = True, persistent: bool = True) -> None:
         self.progress = progress
+        self.persistent = persistent
         self._done: dict[Key, Vector] = {}
 
     def resolve(self, items: Sequence[Item], *, runtime: dict[str, Any] | None = None,
-                query: bool = False, desc: str = "embedding") -> tuple[list[Vector], int]:
-        """Vectors for ``items`` (in order) and how many distinct objects were embedded now."""
+                query: bool = False, desc: str = "embedding") -> tuple[list[Vector], int, int]:
+        """Vectors for ``items`` (in order), how many distinct objects were embedded now and
+        how many came from the persistent cache."""
+        if len(self._done) > MEMO_LIMIT:
+            self._done.clear()
         todo: dict[Key, Item] = {}
         for item in items:
             if item.key not in self._done and item.key not in todo:
                 todo[item.key] = item
+        cached = 0
+        use_cache = self.persistent and not query and bool(todo) and not _is_bm25(items[0].obj)
+        if use_cache:
+            from qinb import cache
+
+            keys = {k: cache.key_of(k) for k in todo}
+            hits = cache.get_many(keys.values())
+            for k in list(todo):
+                if keys[k] in hits:
+                    self._done[k] = hits[keys[k]]
+                    del todo[k]
+                    cached += 1
         if todo:
             pending = list(todo.values())
             made = self._embed(pending, runtime or {}, query=query, desc=desc)
             for item, vector in zip(pending, made, strict=True):
                 self._done[item.key] = vector
-        return [self._done[i.key] for i in items], len(todo)
+            if use_cache:
+                cache.put_many({keys[i.key]: v for i, v in zip(pending, made, strict=True)
+                                if isinstance(v, np.ndarray)})
+        return [self._done[i.key] for i in items], len(todo), cached
 
     def _embed(self, items: list[Item], runtime: dict[str, Any], *, query: bool,
                desc: str) -> list[Vector]:
         from tqdm.auto import tqdm
 
-        out: list[Vector] = []
+        out: list[Vector | None] = [None] * len(items)
         bar = tqdm(total=len(items), desc=desc, unit="obj", disable=not self.progress or len(items) < 2)
         try:
-            for start in range(0, len(items), CHUNK):
-                chunk = items[start:start + CHUNK]
-                out.extend(_embed_chunk(chunk, runtime, query=query))
-                bar.update(len(chunk))
+            for batch in _batches(items):
+                vectors = _embed_batch([items[i] for i in batch], runtime, query=query)
+                for i, vector in zip(batch, vectors, strict=True):
+                    out[i] = vector
+                bar.update(len(batch))
         finally:
             bar.close()
-        return out
+        return [v for v in out if v is not None]
 
 
-def _embed_chunk(items: list[Item], runtime: dict[str, Any], *, query: bool) -> Iterable[Vector]:
+def _is_bm25(obj: models.Document | models.Image) -> bool:
+    return isinstance(obj, models.Document) and obj.model.lower() == registry.BM25_MODEL
+
+
+def _tokens(text: str) -> int:
+    """A cheap upper estimate of a text's tokens (about four characters each), at most the
+    length a model truncates to."""
+    return min(len(text) // 3 + 2, MAX_TOKENS)
+
+
+def _batches(items: list[Item]) -> list[list[int]]:
+    """Positions of ``items`` in batches. Dense text is sorted by length and batched by a token
+    budget: a batch is padded to its longest text, so mixing lengths costs time and a fixed
+    count of long texts costs gigabytes. Images and BM25 go in fixed-size batches."""
+    first = items[0].obj
+    if isinstance(first, models.Image) or _is_bm25(first):
+        return [list(range(s, min(s + CHUNK, len(items)))) for s in range(0, len(items), CHUNK)]
+    order = sorted(range(len(items)), key=lambda i: len(str(items[i].data)))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        longest = _tokens(str(items[i].data))  # sorted: the newest text is the longest
+        if current and ((len(current) + 1) * longest > TOKEN_BUDGET or len(current) >= MAX_BATCH):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _embed_batch(items: list[Item], runtime: dict[str, Any], *, query: bool) -> list[Vector]:
     first = items[0].obj
     if isinstance(first, models.Image):
         model = registry.image_model(first.model, runtime)
         cells = [i.data for i in items if isinstance(i.data, ImageCell)]
-        return [a.tolist() for a in model.embed([c.pil() for c in cells])]
+        return [np.asarray(a, dtype=np.float32) for a in model.embed([c.pil() for c in cells],
+                                                                     batch_size=len(cells))]
     texts = [str(i.data) for i in items]
-    if first.model.lower() == registry.BM25_MODEL:
+    if _is_bm25(first):
         bm25 = registry.bm25_model(tuple(sorted(options_of(first).items())))
         embed = bm25.embed_query if query else bm25.embed_document
         sparse = [embed(t) for t in texts]
         return [models.SparseVector(indices=list(s.indices), values=list(s.values)) for s in sparse]
     model = registry.text_model(first.model, runtime)
-    arrays: Iterable[Any] = model.query_embed(texts) if query else model.embed(texts)
-    return [a.tolist() for a in arrays]
+    arrays: Iterable[Any] = (model.query_embed(texts) if query
+                             else model.embed(texts, batch_size=len(texts)))
+    return [np.asarray(a, dtype=np.float32) for a in arrays]

@@ -20,7 +20,8 @@ from qinb.errors import ColumnError, ColumnTypeError
 from qinb.images import ImageCell, ImageCellError, load
 from qinb.spec import Image, Spec
 
-__all__ = ["cell_item", "check_columns", "content_hash", "documents", "json_safe", "point_id"]
+__all__ = ["cell_item", "cell_items", "check_cells", "check_columns", "json_safe", "object_digest",
+           "payload_hash", "point_id"]
 
 # the namespace of point ids made from non-integer index labels
 ID_NAMESPACE = uuid.UUID("6b1f3f0e-6a0e-4c1e-9a43-1f1b6c0f5e21")
@@ -39,15 +40,16 @@ def check_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
             )
 
 
-def documents(df: pd.DataFrame, name: str, spec: Spec, *, wire: bool = False
-              ) -> tuple[dict[int, Item], list[tuple[int, str, str]]]:
-    """One inference object per valid cell of the spec's column, and (position, column, reason)
-    for the rest, both keyed by row position (index labels may repeat). With ``wire`` images are
-    URLs or base64, as a server takes them."""
+def check_cells(df: pd.DataFrame, name: str, spec: Spec, *, wire: bool = False
+                ) -> tuple[dict[int, ImageCell], list[tuple[int, str, str]]]:
+    """Check every cell of the spec's column: (position, column, reason) for the bad ones, keyed
+    by row position (index labels may repeat). Image cells are read here, once, and returned by
+    position; text cells are only checked (their objects are made chunk by chunk). With
+    ``wire`` URLs are left for a server to fetch."""
     check_columns(df, [spec.column], f"vector {name!r}")
     series = df[spec.column]
     if isinstance(spec, Image):
-        return _image_items(series, spec, wire)
+        return _image_cells(series, spec, wire)
     if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_datetime64_any_dtype(
         series.dtype
     ):
@@ -55,7 +57,6 @@ def documents(df: pd.DataFrame, name: str, spec: Spec, *, wire: bool = False
             f"vector {name!r} ({spec.kind}) needs text, but column {spec.column!r} has dtype "
             f"{series.dtype}; convert it with df[{spec.column!r}].astype(str) if you mean its digits"
         )
-    docs: dict[int, Item] = {}
     failed: list[tuple[int, str, str]] = []
     for pos, value in enumerate(series.tolist()):
         if _missing(value):
@@ -64,16 +65,24 @@ def documents(df: pd.DataFrame, name: str, spec: Spec, *, wire: bool = False
             failed.append((pos, spec.column, f"not text: {type(value).__name__} {value!r:.40}"))
         elif not value.strip():
             failed.append((pos, spec.column, "empty text"))
-        else:
-            docs[pos] = document_item(spec.document(value))
-    return docs, failed
+    return {}, failed
 
 
-def _image_items(series: pd.Series, spec: Image, wire: bool
-                 ) -> tuple[dict[int, Item], list[tuple[int, str, str]]]:
+def cell_items(series: pd.Series, positions: Sequence[int], spec: Spec,
+               images: Mapping[int, ImageCell], wire: bool) -> dict[int, Item]:
+    """The inference object of each checked cell at ``positions`` of the spec's column."""
+    if isinstance(spec, Image):
+        return {pos: cell_item(spec, images[pos], wire) for pos in positions}
+    values = series.iloc[list(positions)].tolist()
+    return {pos: document_item(spec.document(value))
+            for pos, value in zip(positions, values, strict=True)}
+
+
+def _image_cells(series: pd.Series, spec: Image, wire: bool
+                 ) -> tuple[dict[int, ImageCell], list[tuple[int, str, str]]]:
     from tqdm.auto import tqdm
 
-    items: dict[int, Item] = {}
+    found: dict[int, ImageCell] = {}
     failed: list[tuple[int, str, str]] = []
     cells: dict[str, ImageCell] = {}  # the same path or URL in many rows is read once
     for pos, value in tqdm(enumerate(series.tolist()), total=len(series), desc=f"reading {spec.column!r}",
@@ -90,8 +99,8 @@ def _image_items(series: pd.Series, spec: Image, wire: bool
             continue
         if memo is not None:
             cells[memo] = cell
-        items[pos] = cell_item(spec, cell, wire)
-    return items, failed
+        found[pos] = cell
+    return found, failed
 
 
 def cell_item(spec: Image, cell: ImageCell, wire: bool) -> Item:
@@ -142,10 +151,13 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-def content_hash(payload: Mapping[str, Any], items: Mapping[str, Item],
-                 thumbnails: Sequence[str] = ()) -> str:
-    """A hash of everything that makes a point: payload, inference objects and which image
-    columns get a thumbnail (the thumbnails follow from the images, so they are not hashed)."""
-    body = {"payload": payload, "objects": {n: list(i.key) for n, i in sorted(items.items())},
-            "thumbnails": list(thumbnails)}
+def payload_hash(payload: Mapping[str, Any], thumbnails: Sequence[str] = ()) -> str:
+    """A hash of the payload qinb writes and of which image columns get a thumbnail (the
+    thumbnails follow from the images, so they are not hashed)."""
+    body = {"payload": payload, "thumbnails": list(thumbnails)}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def object_digest(item: Item) -> str:
+    """A short, stable name for an inference object's identity (model, content, options)."""
+    return hashlib.sha256(json.dumps(list(item.key)).encode()).hexdigest()[:24]

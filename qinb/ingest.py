@@ -1,24 +1,43 @@
-"""The upsert pipeline: DataFrame -> inference objects -> vectors (local) or objects (server) -> store."""
+"""The upsert pipeline, streamed in chunks so memory stays flat:
+DataFrame -> checked cells -> inference objects -> vectors (local) or objects (server) -> store."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
 from qdrant_client import QdrantClient, models
 
-from qinb import store
-from qinb.embed import Embedder, Item, Vector
+from qinb.embed import Embedder, Item
 from qinb.errors import InvalidRowsError, QinbError
 from qinb.images import ImageCell, thumbnail_column
-from qinb.inference import check_columns, content_hash, documents, json_safe, point_id
+from qinb.inference import (
+    cell_items,
+    check_cells,
+    check_columns,
+    json_safe,
+    object_digest,
+    payload_hash,
+    point_id,
+)
 from qinb.spec import Spec
+from qinb.store import (
+    HASH_KEY,
+    OBJECTS_KEY,
+    ROW_KEY,
+    Point,
+    Store,
+    as_store,
+    ensure_collection,
+)
+from qinb.writer import Writer
 
 __all__ = ["UpsertReport", "to_points", "upsert"]
 
 FAILED_COLUMNS = ["row", "column", "reason"]
+CHUNK_ROWS = 2048  # rows read, embedded and written at a time
 
 
 @dataclass
@@ -30,25 +49,32 @@ class UpsertReport:
     rows : int
         Rows in the DataFrame.
     upserted : int
-        Points written (new or changed rows).
+        Points written: new rows, and rows whose text, image or payload changed.
     unchanged : int
         Rows skipped because the stored point has the same content.
+    payload_only : int
+        Of the upserted, rows where only the payload changed: written without any inference.
     objects : int
-        Inference objects the written points needed (one per row and named vector).
+        Inference objects the written points needed (one per row and named vector whose
+        object is new or changed).
     embedded : int
         Distinct objects actually embedded here (0 when the server embeds them).
+    cached : int
+        Distinct objects whose vectors came from the persistent embedding cache.
     failed : DataFrame
         One row per problem: ``row`` (index label), ``column``, ``reason``.
     vectors : DataFrame
-        ``objects`` and ``embedded`` per named vector.
+        ``objects``, ``embedded`` and ``cached`` per named vector.
     """
 
     collection: str
     rows: int = 0
     upserted: int = 0
     unchanged: int = 0
+    payload_only: int = 0
     objects: int = 0
     embedded: int = 0
+    cached: int = 0
     failed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FAILED_COLUMNS))
     vectors: pd.DataFrame = field(default_factory=pd.DataFrame)
     created: bool = False
@@ -56,9 +82,11 @@ class UpsertReport:
     def __str__(self) -> str:
         lines = [
             f"{'created' if self.created else 'updated'} collection {self.collection!r}: "
-            f"{self.rows} rows, {self.upserted} upserted, {self.unchanged} unchanged, "
-            f"{self.failed['row'].nunique()} failed",
-            f"inference objects: {self.objects} needed, {self.embedded} embedded",
+            f"{self.rows} rows, {self.upserted} upserted"
+            f"{f' ({self.payload_only} payload only)' if self.payload_only else ''}, "
+            f"{self.unchanged} unchanged, {self.failed['row'].nunique()} failed",
+            f"inference objects: {self.objects} needed, {self.embedded} embedded, "
+            f"{self.cached} from the cache",
         ]
         if len(self.failed):
             lines.append(self.failed.head(10).to_string(index=False))
@@ -84,10 +112,50 @@ class _Row:
             self.payload[thumbnail_column(column)] = cell.thumbnail()
 
 
-def _prepare(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | None,
-             payload: Sequence[str] | None, errors: str, *, wire: bool = False,
-             thumbnails: bool = False) -> tuple[list[_Row], pd.DataFrame]:
-    """Valid rows ready to become points, and the problems of the others."""
+@dataclass
+class _Plan:
+    """A checked frame: which rows are valid, their ids, and the image cells already read."""
+
+    df: pd.DataFrame
+    vectors: Mapping[str, Spec]
+    columns: list[str]
+    ids: list[int | str]
+    valid: list[int]
+    failed: pd.DataFrame
+    images: dict[str, dict[int, ImageCell]]
+    wire: bool
+    thumbnails: bool
+
+    def chunks(self, size: int) -> Iterator[list[_Row]]:
+        """The valid rows, ``size`` at a time, with their inference objects and payloads."""
+        source_columns = [s.column for s in self.vectors.values()]
+        keep = list(dict.fromkeys([*self.columns, *source_columns]))
+        for start in range(0, len(self.valid), size):
+            positions = self.valid[start:start + size]
+            items = {name: cell_items(self.df[spec.column], positions, spec,
+                                      self.images.get(name, {}), self.wire)
+                     for name, spec in self.vectors.items()}
+            records = self.df[keep].iloc[positions].to_dict("records")
+            rows = []
+            for pos, raw in zip(positions, records, strict=True):
+                label = self.df.index[pos]
+                row_items = {n: d[pos] for n, d in items.items()}
+                # image cells are stored as their reference, not their pixels (the engine does
+                # not keep inference input), so they skip the JSON conversion
+                images = {str(self.vectors[n].column): i.data for n, i in row_items.items()
+                          if isinstance(i.data, ImageCell)}
+                data = {str(k): json_safe(v) for k, v in raw.items() if str(k) not in images}
+                data[ROW_KEY] = json_safe(label)
+                data.update({column: cell.source for column, cell in images.items()})
+                rows.append(_Row(label, self.ids[pos], data, row_items,
+                                 images if self.thumbnails else {}))
+            yield rows
+
+
+def _plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | None,
+          payload: Sequence[str] | None, errors: str, *, wire: bool = False,
+          thumbnails: bool = False) -> _Plan:
+    """Check the whole frame before anything is written: columns, cells, ids."""
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
     if not vectors:
@@ -96,10 +164,10 @@ def _prepare(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | Non
     check_columns(df, columns, "payload=")
     if id_column is not None:
         check_columns(df, [id_column], "id_column=")
-    docs_by_vector: dict[str, dict[int, Item]] = {}
     problems: list[tuple[int, str, str]] = []
+    images: dict[str, dict[int, ImageCell]] = {}
     for name, spec in vectors.items():
-        docs_by_vector[name], bad = documents(df, name, spec, wire=wire)
+        images[name], bad = check_cells(df, name, spec, wire=wire)
         problems.extend(bad)
     keys = (df[id_column] if id_column is not None else df.index).tolist()
     ids = [point_id(k) for k in keys]
@@ -124,24 +192,8 @@ def _prepare(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | Non
               "report.failed. Nothing was written.",
             failed,
         )
-    source_columns = [s.column for s in vectors.values()]
-    keep = list(dict.fromkeys([*columns, *source_columns]))
-    records = df[keep].to_dict("records")
-    rows = []
-    for pos, raw in enumerate(records):
-        if pos in bad_positions:
-            continue
-        label = df.index[pos]
-        items = {n: d[pos] for n, d in docs_by_vector.items()}
-        # image cells are stored as their reference, not their pixels (the engine does not
-        # keep inference input), so they skip the JSON conversion
-        images = {str(vectors[n].column): i.data for n, i in items.items()
-                  if isinstance(i.data, ImageCell)}
-        data = {str(k): json_safe(v) for k, v in raw.items() if str(k) not in images}
-        data[store.ROW_KEY] = json_safe(label)
-        data.update({column: cell.source for column, cell in images.items()})
-        rows.append(_Row(label, ids[pos], data, items, images if thumbnails else {}))
-    return rows, failed
+    valid = [pos for pos in range(len(df)) if pos not in bad_positions]
+    return _Plan(df, vectors, columns, ids, valid, failed, images, wire, thumbnails)
 
 
 def to_points(df: pd.DataFrame, vectors: Mapping[str, Spec], *, id_column: str | None = None,
@@ -158,26 +210,34 @@ def to_points(df: pd.DataFrame, vectors: Mapping[str, Spec], *, id_column: str |
     >>> points[0].vector["text"]
     Document(text='...', model='sentence-transformers/all-MiniLM-L6-v2', options=None)
     """
-    rows, _ = _prepare(df, vectors, id_column, payload, errors, wire=True)
+    plan = _plan(df, vectors, id_column, payload, errors, wire=True)
     return [models.PointStruct(id=r.id, vector={n: i.obj for n, i in r.items.items()},
-                               payload=r.payload) for r in rows]
+                               payload=r.payload)
+            for rows in plan.chunks(len(df) or 1) for r in rows]
 
 
 def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
-           client: QdrantClient | None = None, id_column: str | None = None,
+           client: Store | QdrantClient | None = None, id_column: str | None = None,
            payload: Sequence[str] | None = None, batch_size: int = 256,
            errors: Literal["raise", "skip"] = "raise", progress: bool = True,
            thumbnails: bool = False) -> UpsertReport:
-    """Embed the text columns of ``df`` and upsert them as named vectors.
+    """Embed the text and image columns of ``df`` and upsert them as named vectors.
+
+    The frame is checked whole first (nothing is written if a row is bad and
+    ``errors="raise"``), then read, embedded and written in chunks, so memory stays flat
+    however many rows there are. Each inference object is embedded once: a row whose text and
+    images are unchanged is not embedded again (a payload-only change writes the payload), and
+    vectors already made for another collection or an earlier kernel come from the cache.
 
     Parameters
     ----------
     df : DataFrame
     collection : str
-        Created from the specs if missing; otherwise the specs must match it.
+        Created from the specs if missing; otherwise the specs must match it (a named vector
+        the collection lacks is added to it).
     vectors : dict of str to spec
-        Named vectors: ``qinb.Text(...)``, ``qinb.Bm25(...)``.
-    client : QdrantClient, optional
+        Named vectors: ``qinb.Text(...)``, ``qinb.Image(...)``, ``qinb.Bm25(...)``.
+    client : store or QdrantClient, optional
         Default: the embedded store of :func:`qinb.connect`.
     id_column : str, optional
         Column of point ids; default the index.
@@ -205,45 +265,78 @@ def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
     >>> report.upserted, report.embedded
     (120, 236)
     """
-    client = client if client is not None else store.connect()
-    cloud = store.is_cloud(client)
-    rows, failed = _prepare(df, vectors, id_column, payload, errors, wire=cloud,
-                            thumbnails=thumbnails)
-    created = store.ensure_collection(client, collection, vectors, id_column)
+    store = as_store(client)
+    plan = _plan(df, vectors, id_column, payload, errors, wire=store.cloud, thumbnails=thumbnails)
+    created = ensure_collection(store, collection, vectors, id_column)
+    report = UpsertReport(collection=collection, rows=len(df), failed=plan.failed, created=created)
+    table = {name: {"objects": 0, "embedded": 0, "cached": 0} for name in vectors}
+    # one chunk: a bar per vector's embedding; more: the row bar alone, without a bar per chunk
+    embedder = Embedder(progress=progress and len(plan.valid) <= CHUNK_ROWS)
+    with Writer(store, collection, batch_size=batch_size, total=len(plan.valid),
+                progress=progress) as writer:
+        for rows in plan.chunks(CHUNK_ROWS):
+            stored = {} if created else {
+                r.id: r.payload for r in store.retrieve(collection, [row.id for row in rows],
+                                                        payload=[HASH_KEY, OBJECTS_KEY])}
+            upserts, updates, need = _changes(rows, stored)
+            report.unchanged += len(rows) - len(upserts) - len(updates)
+            report.payload_only += sum(1 for p in updates if not need[p.id])
+            points = {p.id: p for p in [*upserts, *updates]}
+            for name, spec in vectors.items():
+                todo = [r for r in rows if name in need.get(r.id, ())]
+                resolved = _resolve(embedder, name, spec, [r.items[name] for r in todo],
+                                    store.cloud, writer.written, table[name])
+                for row, vector in zip(todo, resolved, strict=True):
+                    points[row.id].vectors[name] = vector
+            writer.put(upserts, updates, len(rows))
+    report.upserted = writer.written
+    if report.upserted:
+        store.finish(collection, progress)
+    report.vectors = pd.DataFrame.from_dict(table, orient="index").rename_axis("vector")
+    report.objects = int(report.vectors["objects"].sum())
+    report.embedded = int(report.vectors["embedded"].sum())
+    report.cached = int(report.vectors["cached"].sum())
+    return report
+
+
+def _changes(rows: list[_Row], stored: Mapping[int | str, Mapping[str, Any]]
+             ) -> tuple[list[Point], list[Point], dict[int | str, set[str]]]:
+    """New points (every vector), updates of stored points (the vectors whose object changed,
+    and the payload), and per point the vectors to embed. Unchanged rows are in neither."""
+    upserts: list[Point] = []
+    updates: list[Point] = []
+    need: dict[int | str, set[str]] = {}
     for row in rows:
-        row.payload[store.HASH_KEY] = content_hash(row.payload, row.items, sorted(row.thumbnails))
-    stored = {} if created else store.stored_hashes(client, collection, [r.id for r in rows])
-    todo = [r for r in rows if stored.get(r.id) != r.payload[store.HASH_KEY]]
-    for row in todo:
+        digests = {name: object_digest(item) for name, item in sorted(row.items.items())}
+        hashed = payload_hash(row.payload, sorted(row.thumbnails))
+        old = stored.get(row.id)
+        changed = set(digests) if old is None else {
+            n for n, d in digests.items() if (old.get(OBJECTS_KEY) or {}).get(n) != d}
+        if old is not None and not changed and old.get(HASH_KEY) == hashed:
+            continue
         row.add_thumbnails()
-    embedder = Embedder(progress=progress)
-    resolved: dict[str, list[Vector] | list[models.Document | models.Image]] = {}
-    per_vector = []
-    for name, spec in vectors.items():
-        items = [r.items[name] for r in todo]
-        if cloud:
-            resolved[name], made = [i.obj for i in items], 0
-        else:
-            try:
-                resolved[name], made = embedder.resolve(items, runtime=spec.runtime_options,
-                                                        desc=f"embedding {name!r}")
-            except QinbError:
-                raise
-            except Exception as exc:
-                raise QinbError(
-                    f"embedding vector {name!r} with {spec.model} failed "
-                    f"({type(exc).__name__}: {exc}); nothing was written"
-                ) from exc
-        per_vector.append({"vector": name, "objects": len(items), "embedded": made})
-    points = [
-        models.PointStruct(id=r.id, payload=r.payload,
-                           vector={name: resolved[name][i] for name in vectors})
-        for i, r in enumerate(todo)
-    ]
-    written = store.write(client, collection, points, batch_size, progress) if points else 0
-    table = pd.DataFrame(per_vector, columns=["vector", "objects", "embedded"]).set_index("vector")
-    return UpsertReport(
-        collection=collection, rows=len(df), upserted=written, unchanged=len(rows) - len(todo),
-        objects=int(table["objects"].sum()), embedded=int(table["embedded"].sum()),
-        failed=failed, vectors=table, created=created,
-    )
+        payload = {**row.payload, HASH_KEY: hashed, OBJECTS_KEY: digests}
+        (upserts if old is None else updates).append(Point(row.id, {}, payload))
+        need[row.id] = changed
+    return upserts, updates, need
+
+
+def _resolve(embedder: Embedder, name: str, spec: Spec, items: list[Item], cloud: bool,
+             written: int, counts: dict[str, int]) -> list[Any]:
+    """Vectors for the items (or the objects themselves, for a server that embeds them)."""
+    counts["objects"] += len(items)
+    if cloud or not items:
+        return [i.obj for i in items]
+    try:
+        vectors, made, cached = embedder.resolve(items, runtime=spec.runtime_options,
+                                                 desc=f"embedding {name!r}")
+    except QinbError:
+        raise
+    except Exception as exc:
+        raise QinbError(
+            f"embedding vector {name!r} with {spec.model} failed ({type(exc).__name__}: {exc}); "
+            f"{written} points were written before it, and a re-run resumes after them"
+        ) from exc
+    counts["embedded"] += made
+    counts["cached"] += cached
+    return vectors

@@ -9,12 +9,12 @@ from typing import Any, Literal
 import pandas as pd
 from qdrant_client import QdrantClient, models
 
-from qinb import store
 from qinb.embed import Embedder, Item, document_item
 from qinb.errors import QueryError
 from qinb.images import ImageCellError, is_pil, load
 from qinb.inference import cell_item, point_id
 from qinb.spec import Image, Spec
+from qinb.store import ROW_KEY, Hit, Probe, Store, as_store, saved_specs
 
 __all__ = ["search", "to_filter"]
 
@@ -118,10 +118,9 @@ def _resolve_queries(specs: Mapping[str, Spec], names: Sequence[str], query: Any
 
 
 def query_vector(collection: str, query: Any, *, using: str,
-                 client: QdrantClient | None = None) -> Any:
+                 client: Store | QdrantClient | None = None) -> Any:
     """The vector a query becomes for the vector ``using``, embedded here (for plots)."""
-    client = client if client is not None else store.connect()
-    specs, _ = store.saved_specs(client, collection)
+    specs, _ = saved_specs(as_store(client), collection)
     names = _vector_names(specs, using, collection)
     return _resolve_queries(specs, names, query, cloud=False)[using]
 
@@ -139,7 +138,8 @@ def search(collection: str, query: Any = None, *,
            using: str | Sequence[str] | None = None, limit: int = 10,
            filter: models.Filter | Mapping[str, Any] | None = None,
            fusion: Literal["rrf", "dbsf"] = "rrf", like: Hashable | None = None,
-           client: QdrantClient | None = None, df: pd.DataFrame | None = None) -> pd.DataFrame:
+           client: Store | QdrantClient | None = None, df: pd.DataFrame | None = None
+           ) -> pd.DataFrame:
     """Search a collection written by qinb; hits come back as a DataFrame.
 
     Parameters
@@ -158,7 +158,8 @@ def search(collection: str, query: Any = None, *,
     fusion : {"rrf", "dbsf"}
     like : row label or point id, optional
         "More like this": the stored vectors of that point, instead of ``query``.
-    client : QdrantClient, optional
+    client : store or QdrantClient, optional
+        Default: the embedded store of :func:`qinb.connect`.
     df : DataFrame, optional
         The source frame: ``like=`` may then be one of its row labels.
 
@@ -171,8 +172,8 @@ def search(collection: str, query: Any = None, *,
     --------
     >>> qinb.search("docs", "planets of the solar system", using=["text", "bm25"], limit=5)
     """
-    client = client if client is not None else store.connect()
-    specs, id_column = store.saved_specs(client, collection)
+    store = as_store(client)
+    specs, id_column = saved_specs(store, collection)
     if using is None and query is not None and is_image_query(query):
         using = [n for n, s in specs.items() if isinstance(s, Image)] or list(specs)
     names = _vector_names(specs, using, collection)
@@ -185,33 +186,29 @@ def search(collection: str, query: Any = None, *,
     flt = to_filter(filter)
     if like is not None:
         target = _like_id(like, df, id_column)
-        if not store.has_point(client, collection, target):
+        found = store.retrieve(collection, [target], payload=False, vectors=names)
+        if not found:
             raise QueryError(f"like={like!r}: no point with id {target!r} in {collection!r}")
         # the point itself is not a hit of "more like this"
         itself = models.HasIdCondition(has_id=[target])
         flt = models.Filter(must=[flt] if flt else None, must_not=[itself])
-        queries: dict[str, Any] = dict.fromkeys(names, target)
+        queries: dict[str, Any] = {n: found[0].vectors[n] for n in names if n in found[0].vectors}
+        if not queries:
+            raise QueryError(f"like={like!r}: the point has none of the vectors {names}")
     else:
-        queries = _resolve_queries(specs, names, query, store.is_cloud(client))
-    if len(names) == 1:
-        points = store.query(client, collection, query=queries[names[0]], using=names[0],
-                             limit=limit, query_filter=flt)
-    else:
-        depth = max(limit * 5, 50)
-        prefetch = [models.Prefetch(query=q, using=n, limit=depth, filter=flt)
-                    for n, q in queries.items()]
-        points = store.query(client, collection, prefetch=prefetch, limit=limit,
-                             query=models.FusionQuery(fusion=FUSIONS[fusion]), query_filter=flt)
-    return hits_frame(points, df)
+        queries = _resolve_queries(specs, names, query, store.cloud)
+    probes = [Probe(n, q) for n, q in queries.items()]
+    hits = store.query(collection, probes, limit=limit, filter=flt, fusion=fusion,
+                       depth=max(limit * 5, 50))
+    return hits_frame(hits, df)
 
 
-def hits_frame(points: Sequence[models.ScoredPoint], df: pd.DataFrame | None = None
-               ) -> pd.DataFrame:
+def hits_frame(points: Sequence[Hit], df: pd.DataFrame | None = None) -> pd.DataFrame:
     """Scored points as a DataFrame: score, rank, id, payload; indexed by source row labels."""
     records, labels = [], []
     for rank, p in enumerate(points, start=1):
         payload = dict(p.payload or {})
-        label = payload.pop(store.ROW_KEY, p.id)
+        label = payload.pop(ROW_KEY, p.id)
         labels.append(tuple(label) if isinstance(label, list) else label)
         # a payload column named like a hit column keeps its value under "payload_<name>"
         fields = {(f"payload_{k}" if k in HIT_COLUMNS else k): v for k, v in payload.items()

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from qdrant_client import QdrantClient
 
+    from qinb.store import Store
+
 __all__ = ["hit_images", "image_columns", "plot_hits", "plot_map", "plot_scores"]
 
 THUMB = 160
@@ -179,7 +181,7 @@ def project(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def plot_map(collection: str, *, using: str, hits: pd.DataFrame | None = None,
-             query: Any = None, client: QdrantClient | None = None,
+             query: Any = None, client: Store | QdrantClient | None = None,
              sample: int = MAP_SAMPLE, seed: int = 0) -> Figure:
     """A 2-D PCA map of the stored vectors ``using``, with hits and the query highlighted.
 
@@ -190,12 +192,12 @@ def plot_map(collection: str, *, using: str, hits: pd.DataFrame | None = None,
     >>> hits = df.qdrant.search("docs", "planets", using="text")
     >>> qinb.plot_map("docs", using="text", hits=hits, query="planets")
     """
-    from qinb import store
     from qinb.search import query_vector
+    from qinb.store import as_store, dense_vectors
 
     plt = _pyplot()
-    client = client if client is not None else store.connect()
-    ids, matrix = store.dense_vectors(client, collection, using, sample=sample, seed=seed)
+    client = as_store(client)
+    ids, matrix = dense_vectors(client, collection, using, sample=sample, seed=seed)
     if len(ids) < 3:
         raise QueryError(f"vector {using!r} of {collection!r} has {len(ids)} points; a map needs 3")
     coords, mean, components = project(matrix)

@@ -18,7 +18,7 @@ def test_all_is_sorted_and_complete():
         if not name.startswith("_") and name != "annotations" and not inspect.ismodule(value)
     }
     lazy = {"SearchWidget", "widget"}  # resolved on first use, so ipywidgets loads only then
-    assert exported | lazy | {"models", "datasets", "__version__"} == set(qinb.__all__)
+    assert exported | lazy | {"cache", "models", "datasets", "__version__"} == set(qinb.__all__)
     for name in qinb.__all__:
         assert hasattr(qinb, name), name
 

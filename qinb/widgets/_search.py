@@ -10,11 +10,12 @@ from typing import Any
 
 import pandas as pd
 
-from qinb import cards, store
+from qinb import cards
 from qinb.errors import QinbError, require
 from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
 from qinb.search import search as run_search
 from qinb.spec import Image
+from qinb.store import as_store, saved_specs
 from qinb.viz import hit_images
 
 require("ipywidgets", "widgets")
@@ -50,9 +51,9 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
     def __init__(self, collection: str, client: Any = None, df: pd.DataFrame | None = None,
                  limit: int = 12) -> None:
         self.collection = collection
-        self.client = client if client is not None else store.connect()
+        self.client = as_store(client)
         self.df = df
-        self.specs, _ = store.saved_specs(self.client, collection)
+        self.specs, _ = saved_specs(self.client, collection)
         self.results = pd.DataFrame(columns=["score", "rank", "id"])
         self._last: dict[str, Any] | None = None
         self._facets = cards.facets(self.client, collection, self.specs)

@@ -1,0 +1,91 @@
+"""The persistent embedding cache: the same object is never embedded twice, across collections
+and kernel restarts.
+
+An object's identity is (model, semantic options, content); its vector is kept on disk under
+``$QINB_CACHE``, by default ``<default store>/.cache/embeddings``, bounded in size (least
+recently used entries go first). Dense text and image vectors are cached; BM25 is computed
+faster than it can be read back, so it is not.
+
+>>> qinb.cache.info()          # where, how many vectors, how many bytes
+>>> qinb.cache.clear()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SIZE_LIMIT", "clear", "info", "path"]
+
+SIZE_LIMIT = 2 * 2**30  # bytes on disk before the least recently used vectors are evicted
+_open: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def path() -> Path:
+    """Where the cache lives: ``$QINB_CACHE``, else ``.cache/embeddings`` in the default store."""
+    from qinb.store import default_path
+
+    return Path(os.environ.get("QINB_CACHE") or default_path() / ".cache" / "embeddings").expanduser()
+
+
+def _cache() -> Any:
+    import diskcache
+
+    where = str(path())
+    with _lock:
+        if where not in _open:
+            _open[where] = diskcache.Cache(where, size_limit=SIZE_LIMIT,
+                                           eviction_policy="least-recently-used")
+        return _open[where]
+
+
+def key_of(identity: Sequence[str]) -> str:
+    """The cache key of an object identity (model, content, options)."""
+    return hashlib.sha256(json.dumps(list(identity)).encode()).hexdigest()
+
+
+def get_many(keys: Iterable[str]) -> dict[str, np.ndarray]:
+    """The cached vectors among ``keys``."""
+    cache = _cache()
+    found: dict[str, np.ndarray] = {}
+    with cache.transact():
+        for key in keys:
+            raw = cache.get(key)
+            if raw is not None:
+                found[key] = np.frombuffer(raw, dtype=np.float32)
+    return found
+
+
+def put_many(vectors: Mapping[str, np.ndarray]) -> None:
+    """Remember vectors by key."""
+    cache = _cache()
+    with cache.transact():
+        for key, vector in vectors.items():
+            cache.set(key, np.asarray(vector, dtype=np.float32).tobytes())
+
+
+def info() -> dict[str, Any]:
+    """Where the cache is, how many vectors it holds and their size on disk in bytes."""
+    cache = _cache()
+    return {"path": str(path()), "vectors": len(cache), "bytes": int(cache.volume()),
+            "size_limit": SIZE_LIMIT}
+
+
+def clear() -> int:
+    """Forget every cached vector; returns how many there were."""
+    return int(_cache().clear())
+
+
+def close() -> None:
+    """Close the cache files this process opened."""
+    with _lock:
+        while _open:
+            _open.popitem()[1].close()

@@ -1,0 +1,159 @@
+"""The store interface: everything qinb asks of an engine, in qinb's words.
+
+Two engines implement it: :class:`~qinb.store.edge.EdgeStore` (Qdrant Edge, in-process, the
+embedded default) and :class:`~qinb.store.client.ClientStore` (qdrant-client: a server, a
+cluster, Qdrant Cloud, or qdrant-client's local mode). Nothing outside this package asks which
+one it holds. Vectors cross the interface as numpy arrays (dense), ``models.SparseVector``
+(sparse) or, for a server that embeds, ``models.Document`` / ``models.Image``; filters as
+``models.Filter``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from qdrant_client import models
+
+__all__ = ["Hit", "Point", "Probe", "Record", "Shape", "Store", "StoredVector"]
+
+PointId = int | str
+StoredVector = Any  # numpy array (dense), models.SparseVector, or an inference object
+
+
+@dataclass
+class Point:
+    """One point to write: id, named vectors and payload."""
+
+    id: PointId
+    vectors: dict[str, StoredVector]
+    payload: dict[str, Any]
+
+
+@dataclass
+class Record:
+    """One stored point as read back: vectors and payload only where asked for."""
+
+    id: PointId
+    payload: dict[str, Any] = field(default_factory=dict)
+    vectors: dict[str, StoredVector] = field(default_factory=dict)
+
+
+@dataclass
+class Hit:
+    """One scored point of a query."""
+
+    id: PointId
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One named vector's part of a query: the vector (or inference object) to look near."""
+
+    using: str
+    vector: StoredVector
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a collection holds: dense sizes, sparse names and the metadata qinb saved."""
+
+    dense: Mapping[str, int]
+    sparse: frozenset[str]
+    metadata: Mapping[str, Any]
+
+
+class Store(abc.ABC):
+    """A place holding collections of points with named dense and sparse vectors."""
+
+    #: the server embeds inference objects itself (Qdrant Cloud Inference)
+    cloud: bool = False
+
+    @abc.abstractmethod
+    def where(self) -> str:
+        """Where the data lives, for messages: a path, ``:memory:`` or a URL."""
+
+    @abc.abstractmethod
+    def collections(self) -> list[str]:
+        """Names of the collections here."""
+
+    def exists(self, collection: str) -> bool:
+        return collection in self.collections()
+
+    @abc.abstractmethod
+    def create(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
+               metadata: Mapping[str, Any]) -> None:
+        """Create a collection with cosine dense vectors of these sizes and IDF sparse vectors."""
+
+    @abc.abstractmethod
+    def add_vectors(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str]) -> None:
+        """Add named vectors to an existing collection."""
+
+    @abc.abstractmethod
+    def shape(self, collection: str) -> Shape:
+        """The collection's vectors and saved metadata."""
+
+    @abc.abstractmethod
+    def save_metadata(self, collection: str, metadata: Mapping[str, Any]) -> None:
+        """Replace the metadata qinb keeps with the collection."""
+
+    @abc.abstractmethod
+    def delete(self, collection: str) -> None:
+        """Delete a collection and its points."""
+
+    @abc.abstractmethod
+    def upsert(self, collection: str, points: Sequence[Point]) -> None:
+        """Write whole points (vectors and payload), replacing points with the same id."""
+
+    @abc.abstractmethod
+    def update(self, collection: str, points: Sequence[Point]) -> None:
+        """Replace some vectors and the whole payload of existing points, keeping their other
+        vectors. A point with no vectors gets its payload replaced only."""
+
+    @abc.abstractmethod
+    def retrieve(self, collection: str, ids: Sequence[PointId], *,
+                 payload: bool | Sequence[str] = True,
+                 vectors: bool | Sequence[str] = False) -> list[Record]:
+        """The points with these ids that exist."""
+
+    @abc.abstractmethod
+    def scroll(self, collection: str, *, limit: int, offset: PointId | None = None,
+               payload: bool | Sequence[str] = True, exclude: Sequence[str] = (),
+               vectors: bool | Sequence[str] = False) -> tuple[list[Record], PointId | None]:
+        """A page of points in id order and the offset of the next page (None at the end)."""
+
+    @abc.abstractmethod
+    def count(self, collection: str) -> int:
+        """Number of points."""
+
+    @abc.abstractmethod
+    def query(self, collection: str, probes: Sequence[Probe], *, limit: int,
+              filter: models.Filter | None = None, fusion: str | None = None,
+              depth: int = 50) -> list[Hit]:
+        """Nearest points to one probe, or to several fused by ``fusion`` ("rrf" or "dbsf"),
+        each probe fetching ``depth`` candidates; payloads included."""
+
+    def finish(self, collection: str, progress: bool = True) -> None:  # noqa: B027
+        """After a large write: build what makes queries fast (an index), if the engine needs it."""
+
+    def close(self) -> None:  # noqa: B027
+        """Release the engine (locks, files, connections)."""
+
+    def pages(self, collection: str, *, page: int = 1024, payload: bool | Sequence[str] = True,
+              vectors: bool | Sequence[str] = False, offset: PointId | None = None
+              ) -> Iterator[tuple[list[Record], PointId | None]]:
+        """Every point, page by page, with the offset that resumes after each page."""
+        while True:
+            records, offset = self.scroll(collection, limit=page, offset=offset, payload=payload,
+                                          vectors=vectors)
+            if records:
+                yield records, offset
+            if offset is None:
+                return
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.where()!r})"

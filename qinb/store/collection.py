@@ -1,0 +1,112 @@
+"""Collections as qinb sees them: specs saved with them, checked against an upsert's specs, and
+what plots and widgets read back. Engine-independent: every engine call goes through a Store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from qinb.errors import CollectionError, SpecConflictError
+from qinb.spec import Bm25, Spec, specs_from_metadata, specs_to_metadata
+from qinb.store.base import PointId, Store
+
+__all__ = ["dense_vectors", "ensure_collection", "sample_payloads", "saved_specs"]
+
+
+def saved_specs(store: Store, collection: str) -> tuple[dict[str, Spec], str | None]:
+    """The specs and id column saved with a collection."""
+    if not store.exists(collection):
+        known = ", ".join(store.collections()) or "none"
+        raise CollectionError(
+            f"collection {collection!r} does not exist in {store.where()} (collections here: "
+            f"{known}); create it with df.qdrant.upsert"
+        )
+    metadata = store.shape(collection).metadata
+    specs = specs_from_metadata(collection, metadata)
+    return specs, (metadata or {}).get("qinb", {}).get("id_column")
+
+
+def _sizes(specs: Mapping[str, Spec]) -> tuple[dict[str, int], list[str]]:
+    dense = {n: s.vector_params().size for n, s in specs.items() if not isinstance(s, Bm25)}
+    return dense, [n for n, s in specs.items() if isinstance(s, Bm25)]
+
+
+def ensure_collection(store: Store, collection: str, specs: Mapping[str, Spec],
+                      id_column: str | None) -> bool:
+    """Create the collection from the specs, or check they match it. True if created.
+
+    A vector the collection lacks is added to it (its spec saved with the others). Raises
+    SpecConflictError, before anything is written, on another model, another size, another
+    column or options, or a stored vector this upsert would drop.
+    """
+    if not store.exists(collection):
+        dense, sparse = _sizes(specs)
+        store.create(collection, dense, sparse, specs_to_metadata(specs, id_column))
+        return True
+    shape = store.shape(collection)
+    saved = ((shape.metadata or {}).get("qinb") or {}).get("vectors", {})
+    problems = []
+    new: dict[str, Spec] = {}
+    for name, spec in specs.items():
+        old = saved.get(name, {})
+        old_model = old.get("model", "?")
+        if name not in shape.dense and name not in shape.sparse:
+            new[name] = spec
+        elif (name in shape.dense and spec.kind == "bm25") or (name in shape.sparse and spec.kind != "bm25"):
+            kind = "dense" if name in shape.dense else "sparse"
+            problems.append(f"vector {name!r} is {kind} in the collection but {spec.kind} here")
+        elif name in shape.dense and (
+            shape.dense[name] != spec.size or (old and old_model.lower() != spec.model.lower())
+        ):
+            problems.append(
+                f"vector {name!r}: the collection has {old_model} ({shape.dense[name]}-d), "
+                f"this upsert has {spec.model} ({spec.size}-d)"
+            )
+        elif old and (old.get("column"), old.get("options")) != (spec.column, spec.model_options):
+            problems.append(
+                f"vector {name!r}: the collection embeds column {old.get('column')!r} with options "
+                f"{old.get('options')}, this upsert column {spec.column!r} with {spec.model_options}"
+            )
+    for name in [*shape.dense, *shape.sparse]:
+        if name not in specs:
+            problems.append(f"the collection has vector {name!r}, which this upsert would drop; "
+                            "pass its spec too")
+    if problems:
+        raise SpecConflictError(
+            f"the specs conflict with collection {collection!r}; nothing was written:\n  - "
+            + "\n  - ".join(problems)
+            + "\nUse another collection name, or delete this one with qinb.connect().delete(name)."
+        )
+    if new:
+        dense, sparse = _sizes(new)
+        store.add_vectors(collection, dense, sparse)
+        old_id_column = (shape.metadata.get("qinb") or {}).get("id_column")
+        store.save_metadata(collection, {**shape.metadata, **specs_to_metadata(specs, old_id_column)})
+    return False
+
+
+def dense_vectors(store: Store, collection: str, using: str, *, sample: int,
+                  seed: int = 0) -> tuple[list[PointId], Any]:
+    """Ids and a matrix of the stored vectors ``using``; a random sample above ``sample`` points."""
+    ids: list[PointId] = []
+    rows: list[Any] = []
+    for records, _ in store.pages(collection, payload=False, vectors=[using]):
+        for record in records:
+            vector = record.vectors.get(using)
+            if isinstance(vector, np.ndarray) and vector.size:
+                ids.append(record.id)
+                rows.append(vector)
+    matrix = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
+    if len(ids) > sample:
+        keep = np.sort(np.random.default_rng(seed).choice(len(ids), sample, replace=False))
+        ids, matrix = [ids[i] for i in keep], matrix[keep]
+    return ids, matrix
+
+
+def sample_payloads(store: Store, collection: str, limit: int,
+                    exclude: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The payloads of up to ``limit`` points, for facets, without the ``exclude`` keys."""
+    records, _ = store.scroll(collection, limit=limit, exclude=exclude)
+    return [r.payload for r in records]

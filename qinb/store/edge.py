@@ -1,0 +1,370 @@
+"""The Qdrant Edge engine: Qdrant's own engine in-process, the embedded default.
+
+A store is a directory; each collection is a subdirectory holding the Edge shard (``shard/``)
+and qinb's metadata beside it (``qinb.json``, written atomically). Edge lets one process hold a
+shard at a time, so a shard is opened for an operation and released after ``hold`` seconds
+without use: notebooks on one store take turns instead of locking each other out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qdrant_client import models
+
+from qinb.errors import CollectionError, StoreLockedError
+from qinb.store.base import Hit, Point, PointId, Probe, Record, Shape, Store, StoredVector
+from qinb.store.edge_filter import edge_filter, index_types
+
+__all__ = ["EdgeStore"]
+
+META_FILE = "qinb.json"
+HOLDER_FILE = "holder.json"
+INDEX_AFTER = 20_000  # points: below this a full scan is as fast as the index (measured in bench/)
+
+
+def _to_edge(vector: StoredVector) -> Any:
+    import qdrant_edge as E
+
+    if isinstance(vector, models.SparseVector):
+        return E.SparseVector(list(vector.indices), list(vector.values))
+    if isinstance(vector, np.ndarray):
+        return vector.astype(np.float32, copy=False)
+    return vector
+
+
+def _from_edge(vector: Any) -> StoredVector:
+    if isinstance(vector, list):
+        return np.asarray(vector, dtype=np.float32)
+    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+
+
+def _id(point_id: Any) -> PointId:
+    return point_id if isinstance(point_id, int) else str(point_id)
+
+
+def _payload_selector(payload: bool | Sequence[str], exclude: Sequence[str] = ()) -> Any:
+    import qdrant_edge as E
+
+    if exclude:
+        return E.PayloadSelector.Exclude(list(exclude))
+    return payload if isinstance(payload, bool) else E.PayloadSelector.Include(list(payload))
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON so that a reader sees the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class _Handle:
+    """One collection's shard: opened on use, closed after ``hold`` idle seconds."""
+
+    def __init__(self, directory: Path, hold: float, wait: float) -> None:
+        self.directory = directory
+        self.hold = hold
+        self.wait = wait
+        self.lock = threading.RLock()
+        self.shard: Any = None
+        self.timer: threading.Timer | None = None
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[Any]:
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            if self.shard is None:
+                self.shard = self._load()
+            try:
+                yield self.shard
+            finally:
+                if self.hold <= 0:
+                    self.release()
+                else:
+                    self.timer = threading.Timer(self.hold, self.release)
+                    self.timer.daemon = True
+                    self.timer.start()
+
+    def release(self) -> None:
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            if self.shard is not None:
+                shard, self.shard = self.shard, None
+                with contextlib.suppress(OSError):
+                    (self.directory / HOLDER_FILE).unlink()
+                shard.flush()
+                shard.close()
+
+    def _load(self) -> Any:
+        import qdrant_edge as E
+
+        deadline = time.monotonic() + self.wait
+        delay = 0.05
+        while True:
+            try:
+                shard = E.EdgeShard.load(str(self.directory / "shard"))
+            except Exception as exc:
+                if "WouldBlock" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise StoreLockedError(self._locked_message()) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            _write_json(self.directory / HOLDER_FILE, {
+                "pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
+                "program": " ".join(sys.argv)[:200]})
+            return shard
+
+    def _locked_message(self) -> str:
+        holder = ""
+        with contextlib.suppress(OSError, ValueError):
+            info = json.loads((self.directory / HOLDER_FILE).read_text())
+            since = time.strftime("%H:%M:%S", time.localtime(info["since"]))
+            holder = (f" by process {info['pid']} on {info['host']} ({info['program']}), "
+                      f"since {since}")
+        return (
+            f"the collection at {self.directory} stayed in use{holder} for {self.wait:.0f} s. Another "
+            "kernel or script is writing to it or holding it open: wait for its upsert to finish "
+            "and run this again, or call qinb.connect().close() there; use another path with "
+            "qinb.connect(path=...) to work apart, or a Qdrant server for shared access"
+        )
+
+
+class EdgeStore(Store):
+    """Collections in a directory, each a Qdrant Edge shard.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store directory (created if missing).
+    hold : float
+        Seconds an idle shard stays open, so that a run of searches does not reopen it each
+        time; after that, other processes can use it. 0 releases it after every operation.
+    wait : float
+        Seconds to wait for a shard another process holds before raising StoreLockedError.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, hold: float = 2.0, wait: float = 30.0) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.hold = hold
+        self.wait = wait
+        self._handles: dict[str, _Handle] = {}
+        self._lock = threading.Lock()
+
+    def where(self) -> str:
+        return str(self.path)
+
+    def _dir(self, collection: str) -> Path:
+        if (not collection or collection.startswith(".") or any(c in collection for c in '/\\:*?"<>|')
+                or collection != collection.strip()):
+            raise CollectionError(
+                f"collection name {collection!r} cannot be a directory name; use letters, digits, "
+                "'-' and '_' (no '/', no leading '.')")
+        return self.path / collection
+
+    def _handle(self, collection: str) -> _Handle:
+        with self._lock:
+            if collection not in self._handles:
+                self._handles[collection] = _Handle(self._dir(collection), self.hold, self.wait)
+            return self._handles[collection]
+
+    @contextlib.contextmanager
+    def _shard(self, collection: str) -> Iterator[Any]:
+        if not (self._dir(collection) / META_FILE).exists():
+            raise CollectionError(f"collection {collection!r} does not exist in {self.path}")
+        with self._handle(collection).use() as shard:
+            yield shard
+
+    def _meta(self, collection: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self._dir(collection) / META_FILE).read_text())
+        return data
+
+    def collections(self) -> list[str]:
+        return sorted(p.parent.name for p in self.path.glob(f"*/{META_FILE}"))
+
+    def exists(self, collection: str) -> bool:
+        return (self._dir(collection) / META_FILE).exists()
+
+    def create(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
+               metadata: Mapping[str, Any]) -> None:
+        import qdrant_edge as E
+
+        directory = self._dir(collection)
+        if directory.exists() and not (directory / META_FILE).exists():
+            shutil.rmtree(directory)  # left by a create that did not finish
+        directory.mkdir(parents=True)
+        config = E.EdgeConfig(
+            vectors={n: E.EdgeVectorParams(size=s, distance=E.Distance.Cosine) for n, s in dense.items()},
+            sparse_vectors={n: E.EdgeSparseVectorParams(modifier=E.Modifier.Idf) for n in sparse})
+        E.EdgeShard.create(str(directory / "shard"), config).close()
+        # the metadata file last: a collection exists once it is there
+        _write_json(directory / META_FILE, {"dense": dict(dense), "sparse": sorted(sparse),
+                                            "metadata": dict(metadata)})
+
+    def add_vectors(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str]) -> None:
+        import qdrant_edge as E
+
+        meta = self._meta(collection)
+        with self._shard(collection) as shard:
+            for name, size in dense.items():
+                shard.update(E.UpdateOperation.create_dense_vector(name, size, E.Distance.Cosine))
+            for name in sparse:
+                shard.update(E.UpdateOperation.create_sparse_vector(name, modifier=E.Modifier.Idf))
+        meta["dense"].update(dense)
+        meta["sparse"] = sorted({*meta["sparse"], *sparse})
+        _write_json(self._dir(collection) / META_FILE, meta)
+
+    def shape(self, collection: str) -> Shape:
+        if not self.exists(collection):
+            raise CollectionError(f"collection {collection!r} does not exist in {self.path}")
+        meta = self._meta(collection)
+        return Shape(dense=meta["dense"], sparse=frozenset(meta["sparse"]), metadata=meta["metadata"])
+
+    def save_metadata(self, collection: str, metadata: Mapping[str, Any]) -> None:
+        meta = self._meta(collection)
+        meta["metadata"] = dict(metadata)
+        _write_json(self._dir(collection) / META_FILE, meta)
+
+    def delete(self, collection: str) -> None:
+        directory = self._dir(collection)
+        with self._lock:
+            handle = self._handles.pop(collection, None)
+        if handle is not None:
+            handle.release()
+        # the metadata first, so that a delete cut short leaves no half collection behind
+        with contextlib.suppress(FileNotFoundError):
+            (directory / META_FILE).unlink()
+        shutil.rmtree(directory, ignore_errors=True)
+
+    def upsert(self, collection: str, points: Sequence[Point]) -> None:
+        import qdrant_edge as E
+
+        edge_points = [E.Point(p.id, {n: _to_edge(v) for n, v in p.vectors.items()}, p.payload)
+                       for p in points]
+        with self._shard(collection) as shard:
+            shard.update(E.UpdateOperation.upsert_points(edge_points))
+
+    def update(self, collection: str, points: Sequence[Point]) -> None:
+        import qdrant_edge as E
+
+        with self._shard(collection) as shard:
+            with_vectors = [E.PointVectors(p.id, {n: _to_edge(v) for n, v in p.vectors.items()})
+                            for p in points if p.vectors]
+            if with_vectors:
+                shard.update(E.UpdateOperation.update_vectors(with_vectors))
+            for p in points:
+                shard.update(E.UpdateOperation.overwrite_payload([p.id], p.payload))
+
+    def _records(self, raw: Sequence[Any]) -> list[Record]:
+        return [Record(_id(r.id), dict(r.payload or {}),
+                       {n: _from_edge(v) for n, v in (r.vector or {}).items()}) for r in raw]
+
+    def retrieve(self, collection: str, ids: Sequence[PointId], *,
+                 payload: bool | Sequence[str] = True,
+                 vectors: bool | Sequence[str] = False) -> list[Record]:
+        with self._shard(collection) as shard:
+            raw = shard.retrieve(list(ids), with_payload=_payload_selector(payload),
+                                 with_vector=vectors if isinstance(vectors, bool) else list(vectors))
+        return self._records(raw)
+
+    def scroll(self, collection: str, *, limit: int, offset: PointId | None = None,
+               payload: bool | Sequence[str] = True, exclude: Sequence[str] = (),
+               vectors: bool | Sequence[str] = False) -> tuple[list[Record], PointId | None]:
+        import qdrant_edge as E
+
+        request = E.ScrollRequest(offset=offset, limit=limit,
+                                  with_payload=_payload_selector(payload, exclude),
+                                  with_vector=vectors if isinstance(vectors, bool) else list(vectors))
+        with self._shard(collection) as shard:
+            raw, after = shard.scroll(request)
+        return self._records(raw), None if after is None else _id(after)
+
+    def count(self, collection: str) -> int:
+        import qdrant_edge as E
+
+        with self._shard(collection) as shard:
+            return int(shard.count(E.CountRequest(exact=True)))
+
+    def query(self, collection: str, probes: Sequence[Probe], *, limit: int,
+              filter: models.Filter | None = None, fusion: str | None = None,
+              depth: int = 50) -> list[Hit]:
+        import qdrant_edge as E
+
+        flt = edge_filter(filter)
+        nearest = [E.Query.Nearest(_to_edge(p.vector), using=p.using) for p in probes]
+        if len(probes) == 1:
+            request = E.QueryRequest(limit=limit, query=nearest[0], filter=flt, with_payload=True)
+        else:
+            # k=2 is the Qdrant server's RRF constant, so scores match across engines
+            fuse: Any = E.Fusion.Dbsf() if fusion == "dbsf" else E.Fusion.Rrf(k=2)
+            request = E.QueryRequest(
+                limit=limit, query=fuse, filter=flt, with_payload=True,
+                prefetches=[E.Prefetch(limit=depth, query=q, filter=flt) for q in nearest])
+        with self._shard(collection) as shard:
+            self._index_payload(shard, filter)
+            raw = shard.query(request)
+        return [Hit(_id(p.id), float(p.score), dict(p.payload or {})) for p in raw]
+
+    @staticmethod
+    def _index_payload(shard: Any, flt: models.Filter | None) -> None:
+        """Index the payload fields a filter uses, once, where the collection is large enough
+        for a scan to be slow."""
+        import qdrant_edge as E
+
+        wanted = index_types(flt)
+        if not wanted:
+            return
+        info = shard.info()
+        if info.points_count < INDEX_AFTER:
+            return
+        kinds = {"keyword": E.PayloadSchemaType.Keyword, "integer": E.PayloadSchemaType.Integer,
+                 "float": E.PayloadSchemaType.Float, "bool": E.PayloadSchemaType.Bool}
+        for key, kind in wanted.items():
+            if key not in info.payload_schema:
+                shard.update(E.UpdateOperation.create_field_index(key, kinds[kind]))
+
+    def finish(self, collection: str, progress: bool = True) -> None:
+        """Build the HNSW index once the collection is large enough for it to pay."""
+        with self._shard(collection) as shard:
+            info = shard.info()
+            if info.points_count < INDEX_AFTER or (info.segments_count <= 1 and (
+                    info.indexed_vectors_count >= info.points_count)):
+                return
+            from tqdm.auto import tqdm
+
+            with tqdm(total=1, desc=f"indexing {collection!r}", unit="index",
+                      disable=not progress, bar_format="{desc}: {elapsed}") as bar:
+                shard.optimize()
+                bar.update(1)
+
+    def close(self) -> None:
+        with self._lock:
+            handles = list(self._handles.values())
+        for handle in handles:
+            handle.release()

@@ -1,0 +1,107 @@
+"""Writing points on a thread of its own, so that writing hides behind inference."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from qdrant_client import models
+
+from qinb.errors import StoreError
+from qinb.store import Point, Store
+
+__all__ = ["Writer"]
+
+MAX_REQUEST_BYTES = 24 * 2**20  # under the server's 32 MB limit, with room for the envelope
+_DONE = object()
+
+
+def batches(points: Sequence[Point], batch_size: int,
+            max_bytes: int = MAX_REQUEST_BYTES) -> list[list[Point]]:
+    """Split points into batches of at most ``batch_size`` points and, where points carry images
+    for a server to embed, at most ``max_bytes`` of JSON (Qdrant refuses requests over 32 MB)."""
+    out: list[list[Point]] = []
+    current: list[Point] = []
+    size = 0
+    for point in points:
+        heavy = [v for v in point.vectors.values() if isinstance(v, models.Image)]
+        cost = sum(len(v.model_dump_json()) for v in heavy)
+        if current and (len(current) >= batch_size or size + cost > max_bytes):
+            out.append(current)
+            current, size = [], 0
+        current.append(point)
+        size += cost
+    if current:
+        out.append(current)
+    return out
+
+
+class Writer:
+    """Takes chunks of points to upsert (whole) or update (some vectors and the payload) and
+    writes them in order on one thread, with a progress bar over the rows; a failure stops the
+    writing and is raised, saying how many points were written, at the next ``put`` or at the
+    end."""
+
+    def __init__(self, store: Store, collection: str, *, batch_size: int, total: int,
+                 progress: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.store = store
+        self.collection = collection
+        self.batch_size = batch_size
+        self.total = total
+        self.written = 0
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._bar = tqdm(total=total, desc=f"upserting {collection!r}", unit="row",
+                         disable=not progress or total < 2)
+        self._thread = threading.Thread(target=self._run, name="qinb-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is _DONE:
+                return
+            if self.error is not None:
+                continue  # drain what is queued after a failure without writing it
+            upserts, updates, rows = job
+            try:
+                for batch in batches(upserts, self.batch_size):
+                    self.store.upsert(self.collection, batch)
+                    self.written += len(batch)
+                for batch in batches(updates, self.batch_size):
+                    self.store.update(self.collection, batch)
+                    self.written += len(batch)
+            except BaseException as exc:
+                self.error = exc
+            self._bar.update(rows)
+
+    def put(self, upserts: list[Point], updates: list[Point], rows: int) -> None:
+        """Queue a chunk of ``rows`` rows: these points to upsert and these to update."""
+        self._raise()
+        self._queue.put((upserts, updates, rows))
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            exc = self.error
+            raise StoreError(
+                f"writing to {self.collection!r} in {self.store.where()} failed after "
+                f"{self.written} of {self.total} points ({type(exc).__name__}: {exc}). The "
+                "points written are complete; run the same upsert again to write the rest "
+                "(unchanged rows are skipped)"
+            ) from exc
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._queue.put(_DONE)
+        self._thread.join()
+        self._bar.close()
+        if kind is None:
+            self._raise()
