@@ -27,7 +27,7 @@ from qinb.errors import (
 from qinb.ingest import UpsertReport, to_points, upsert
 from qinb.search import search, to_filter
 from qinb.spec import Bm25, Image, Text
-from qinb.store import connect, copy, default_path
+from qinb.store import ClientStore, EdgeStore, Store, connect, copy, default_path
 from qinb.viz import plot_hits, plot_map, plot_scores
 
 if typing.TYPE_CHECKING:
@@ -48,9 +48,11 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Bm25",
+    "ClientStore",
     "CollectionError",
     "ColumnError",
     "ColumnTypeError",
+    "EdgeStore",
     "Image",
     "InvalidRowsError",
     "MissingDependencyError",
@@ -60,6 +62,7 @@ __all__ = [
     "QueryError",
     "SearchWidget",
     "SpecConflictError",
+    "Store",
     "StoreError",
     "StoreLockedError",
     "Text",

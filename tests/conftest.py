@@ -33,13 +33,17 @@ def private_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     return path
 
 
-@pytest.fixture
-def client():
-    from qdrant_client import QdrantClient
+@pytest.fixture(params=["edge", "local"])
+def client(request: pytest.FixtureRequest, tmp_path: Path):
+    """A fresh store on each engine: Qdrant Edge (the embedded default) and qdrant-client's
+    local mode (the client engine, as a server is used). Shared behaviour tests run on both."""
+    import qinb
+    from qinb.store import ClientStore, EdgeStore
 
-    c = QdrantClient(":memory:")
-    yield c
-    c.close()
+    store = EdgeStore(tmp_path / "edge") if request.param == "edge" else qinb.connect(":memory:")
+    assert isinstance(store, EdgeStore if request.param == "edge" else ClientStore)
+    yield store
+    store.close()
 
 
 PLANETS = [
@@ -97,3 +101,18 @@ def artifacts() -> Path:
     path = ROOT / "artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+def raw_nearest(store, collection: str, using: str, vector, limit: int) -> list[tuple[object, float]]:
+    """(id, score) of the nearest points, asked of the engine itself without qinb's query code:
+    qdrant-client's ``query_points``, or a Qdrant Edge ``QueryRequest`` on the shard."""
+    from qinb.store import ClientStore
+
+    if isinstance(store, ClientStore):
+        points = store.client.query_points(collection, query=list(vector), using=using, limit=limit).points
+        return [(p.id, p.score) for p in points]
+    import qdrant_edge as E
+
+    with store._shard(collection) as shard:
+        points = shard.query(E.QueryRequest(limit=limit, query=E.Query.Nearest(list(vector), using=using)))
+    return [(p.id if isinstance(p.id, int) else str(p.id), p.score) for p in points]

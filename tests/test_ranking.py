@@ -8,6 +8,7 @@ import pytest
 from qdrant_client import models
 
 import qinb
+from conftest import raw_nearest
 
 VECTORS = {"text": qinb.Text("text"), "bm25": qinb.Bm25("text")}
 
@@ -104,7 +105,7 @@ def test_plain_qdrant_client_query_ranks_exactly_as_qinb(stored, client, local_m
                           specific_model_path=str(local_models))
     query = "gas giant with storms"
     vector = next(iter(model.query_embed([query]))).tolist()
-    plain = client.query_points("mixed", query=vector, using="text", limit=12).points
+    plain = raw_nearest(client, "mixed", "text", vector, 12)
     ours = stored.qdrant.search("mixed", query, using="text", limit=12, client=client)
-    assert [p.id for p in plain] == ours["id"].tolist()
-    assert np.allclose([p.score for p in plain], ours["score"])
+    assert [i for i, _ in plain] == ours["id"].tolist()
+    assert np.allclose([s for _, s in plain], ours["score"])

@@ -19,4 +19,4 @@ def test_readme_example_runs_and_finds_what_it_says(private_store):
     assert df.qdrant.search("notes", "largest planet")["topic"].iloc[0] == "planets"
     bm25 = df.qdrant.search("notes", "dough", using="bm25", filter={"topic": "cooking"})
     assert bm25["topic"].tolist() == ["cooking"]
-    assert (private_store / "collection" / "notes").is_dir()
+    assert (private_store / "notes" / "qinb.json").is_file()

@@ -18,10 +18,10 @@ def test_identical_objects_are_embedded_once(client, corpus):
     report = df.qdrant.upsert("dedup", vectors=VECTORS, client=client, progress=False)
     assert (report.rows, report.upserted, report.objects, report.embedded) == (100, 100, 200, 20)
     assert report.vectors.to_dict("index") == {
-        "text": {"objects": 100, "embedded": 10},
-        "bm25": {"objects": 100, "embedded": 10},
+        "text": {"objects": 100, "embedded": 10, "cached": 0},
+        "bm25": {"objects": 100, "embedded": 10, "cached": 0},
     }
-    assert client.count("dedup").count == 100
+    assert client.count("dedup") == 100
     assert report.failed.empty
 
 
@@ -30,7 +30,7 @@ def test_second_upsert_embeds_nothing_and_an_edit_re_embeds_that_row(client, cor
     assert (first.created, first.upserted, first.embedded) == (True, 12, 24)
     again = corpus.qdrant.upsert("idem", vectors=VECTORS, client=client, progress=False)
     assert (again.created, again.upserted, again.unchanged, again.embedded) == (False, 0, 12, 0)
-    assert client.count("idem").count == 12
+    assert client.count("idem") == 12
 
     edited = corpus.copy()
     edited.loc["doc03", "text"] = "Venus spins backwards, so the Sun rises in the west."
@@ -84,7 +84,7 @@ def test_payload_columns_can_be_chosen_and_source_text_is_always_kept(client, co
     corpus.qdrant.upsert("chosen", vectors=VECTORS, client=client, payload=["topic"],
                          progress=False)
     stored = client.scroll("chosen", limit=1)[0][0].payload
-    assert set(stored) == {"topic", "text", "_qinb_row", "_qinb_hash"}
+    assert set(stored) == {"topic", "text", "_qinb_row", "_qinb_hash", "_qinb_objects"}
 
 
 def test_id_column_gives_the_point_ids(client, corpus):
@@ -94,7 +94,7 @@ def test_id_column_gives_the_point_ids(client, corpus):
     report = again.qdrant.upsert("ids", vectors=VECTORS, client=client, id_column="sku",
                                  progress=False)
     assert report.unchanged == 0 and report.upserted == 12  # row labels moved, content did not
-    assert client.count("ids").count == 12
+    assert client.count("ids") == 12
     hits = again.qdrant.search("ids", like=11, using="text", client=client, limit=1)
     # row 11 of `again` is SKU-0 (Jupiter) itself: excluded, and its nearest is another planet
     assert hits["sku"].tolist() != ["SKU-0"] and hits["topic"].tolist() == ["planets"]
@@ -105,7 +105,7 @@ def test_skip_stores_good_rows_and_reports_bad_ones(client):
     report = df.qdrant.upsert("skip", vectors=VECTORS, client=client, errors="skip",
                               progress=False)
     assert (report.rows, report.upserted) == (5, 2)
-    assert client.count("skip").count == 2
+    assert client.count("skip") == 2
     assert len(report.failed) == 3  # one line per bad cell, though two vectors read the column
     failed = report.failed.set_index("row")["reason"].to_dict()
     assert failed == {"b": "missing text (NaN/None)", "c": "empty text", "e": "not text: int 42"}
@@ -134,13 +134,13 @@ def test_default_client_is_a_persistent_store_found_again(corpus, private_store)
     assert qinb.connect() is qinb.connect(private_store)
     again = corpus.qdrant.upsert("persist", vectors=VECTORS, progress=False)
     assert (again.created, again.unchanged) == (False, 12)
-    assert (private_store / "collection" / "persist").is_dir()
+    assert (private_store / "persist" / "qinb.json").is_file()  # a Qdrant Edge store
 
 
 def test_progress_bars_show_and_can_be_turned_off(client, corpus, capsys):
     corpus.qdrant.upsert("bars", vectors=VECTORS, client=client)
     err = capsys.readouterr().err
-    assert "embedding 'text'" in err and "writing" in err
+    assert "embedding 'text'" in err and "upserting 'bars'" in err
     corpus.qdrant.upsert("bars2", vectors=VECTORS, client=client, progress=False)
     assert capsys.readouterr().err == ""
 
@@ -198,3 +198,63 @@ def test_thumbnails_are_made_only_for_rows_that_are_written(photos, client, clip
     third = edited.qdrant.upsert("t", vectors=vectors, client=client, thumbnails=True,
                                  progress=False)
     assert (third.upserted, len(made)) == (1, 1)
+
+
+def test_a_payload_only_change_writes_the_payload_and_embeds_nothing(client, corpus):
+    corpus.qdrant.upsert("pay", vectors=VECTORS, client=client, progress=False)
+    before = {r.id: r.vectors["text"] for r in client.scroll("pay", limit=100, vectors=["text"])[0]}
+    priced = corpus.assign(n=corpus["n"] * 10 + 1)
+    report = priced.qdrant.upsert("pay", vectors=VECTORS, client=client, progress=False)
+    assert (report.upserted, report.payload_only, report.unchanged) == (12, 12, 0)
+    assert (report.objects, report.embedded, report.cached) == (0, 0, 0)
+    after = client.scroll("pay", limit=100, vectors=["text"])[0]
+    assert sorted(r.payload["n"] for r in after) == sorted(priced["n"].tolist())
+    assert all(np.allclose(before[r.id], r.vectors["text"]) for r in after)  # vectors kept
+    hits = priced.qdrant.search("pay", "largest planet", client=client, limit=1)
+    assert (hits.index[0], hits["n"].iloc[0]) == ("doc00", 1)
+
+
+def test_adding_a_named_vector_embeds_only_that_vector(client, corpus):
+    corpus.qdrant.upsert("grow", vectors=VECTORS, client=client, progress=False)
+    more = {**VECTORS, "topic": qinb.Text("topic")}
+    report = corpus.qdrant.upsert("grow", vectors=more, client=client, progress=False)
+    assert report.vectors.loc["topic", "objects"] == 12 and report.vectors.loc["topic", "embedded"] == 2
+    assert report.vectors.loc[["text", "bm25"], "objects"].tolist() == [0, 0]
+    hits = corpus.qdrant.search("grow", "cooking", using="topic", client=client, limit=6)
+    assert set(hits["topic"]) == {"cooking"}
+    specs, _ = qinb.store.saved_specs(client, "grow")
+    assert list(specs) == ["text", "bm25", "topic"]
+
+
+def test_the_embedding_cache_serves_another_collection_without_inference(client, corpus):
+    first = corpus.qdrant.upsert("one", vectors=VECTORS, client=client, progress=False)
+    second = corpus.qdrant.upsert("two", vectors=VECTORS, client=client, progress=False)
+    assert first.vectors.loc["text", "embedded"] == 12
+    # dense text comes from the cache; BM25 is recomputed (faster than reading it back)
+    assert second.vectors.loc["text"].tolist() == [12, 0, 12]
+    assert second.vectors.loc["bm25"].tolist() == [12, 12, 0]
+    assert qinb.cache.info()["vectors"] == 12
+    a = corpus.qdrant.search("one", "largest planet", using="text", client=client)
+    b = corpus.qdrant.search("two", "largest planet", using="text", client=client)
+    assert a.index.tolist() == b.index.tolist() and np.allclose(a["score"], b["score"])
+    assert qinb.cache.clear() == 12
+
+
+def test_long_texts_are_batched_by_tokens_and_keep_their_order(client):
+    from qinb import embed
+
+    words = "stars planets moons comets".split()
+    texts = [" ".join(words[i % 4] for _ in range(5 + (i * 37) % 400)) + f" n{i}" for i in range(60)]
+    df = pd.DataFrame({"text": texts})
+    items = [embed.document_item(qinb.Text("text").document(t)) for t in texts]
+    batches = embed._batches(items)
+    assert sorted(i for b in batches for i in b) == list(range(60))
+    for batch in batches:
+        longest = max(embed._tokens(texts[i]) for i in batch)
+        assert len(batch) * longest <= embed.TOKEN_BUDGET or len(batch) == 1
+    report = df.qdrant.upsert("long", vectors={"text": qinb.Text("text")}, client=client,
+                              progress=False)
+    assert report.embedded == 60
+    # each row got its own vector back, in order: a text finds itself first
+    for i in (0, 17, 59):
+        assert df.qdrant.search("long", texts[i], client=client, limit=1).index[0] == i

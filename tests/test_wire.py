@@ -176,12 +176,13 @@ def test_the_fake_server_rejects_what_qdrant_would(server):
 def test_batches_of_images_for_a_server_stay_under_the_request_limit():
     from qdrant_client import models
 
-    from qinb.store import batches
+    from qinb.store import Point
+    from qinb.writer import batches
 
     image = models.Image(image="A" * 6_000_000, model="Qdrant/clip-ViT-B-32-vision")
-    points = [models.PointStruct(id=i, vector={"image": image}) for i in range(12)]
+    points = [Point(i, {"image": image}, {}) for i in range(12)]
     split = batches(points, batch_size=256)
     assert [len(b) for b in split] == [4, 4, 4]  # 4 x 6 MB fit in 24 MiB, 5 do not
     assert [p.id for b in split for p in b] == list(range(12))
-    plain = [models.PointStruct(id=i, vector={"v": [0.0] * 4}) for i in range(600)]
+    plain = [Point(i, {"v": [0.0] * 4}, {}) for i in range(600)]
     assert [len(b) for b in batches(plain, batch_size=256)] == [256, 256, 88]

@@ -68,7 +68,7 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
+            json.dump(data, f, indent=1)  # key order is the order of the vectors
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
