@@ -79,7 +79,7 @@ def test_text_query_on_the_image_vector_runs_the_query_model(stored, client, cli
     hits = stored.qdrant.search("photos", "a rocket on the pad", using="image", client=client,
                                 limit=6)
     assert hits["id"].tolist() == [i for i, _ in expected]
-    assert np.allclose(hits["score"], [p.score for p in expected])
+    assert np.allclose(hits["score"], [s for _, s in expected])
 
 
 def test_more_like_this_and_hybrid_across_image_and_text(stored, client):
