@@ -21,8 +21,9 @@ import pandas as pd
 os.environ.setdefault("QINB_MODELS", str(Path(__file__).resolve().parents[1] / ".models"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import qinb  # noqa: E402
-from _child import report, run  # noqa: E402
+from _child import report, run
+
+import qinb
 
 SHORT_ROWS, LONG_ROWS = 1500, 512
 

@@ -26,8 +26,8 @@ import numpy as np
 os.environ.setdefault("QINB_MODELS", str(Path(__file__).resolve().parents[1] / ".models"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import qinb  # noqa: E402
-from qinb.store import ROW_KEY, ClientStore, EdgeStore, Point, Store, ensure_collection  # noqa: E402
+import qinb
+from qinb.store import ROW_KEY, ClientStore, EdgeStore, Point, Store, ensure_collection
 
 TOPICS = [f"topic{i}" for i in range(20)]
 QUERIES = ["how do decorators work", "the with statement", "integer division", "class definitions",

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import raw_nearest
 from PIL import Image as PILImage
 from qdrant_client import models
 
 import qinb
-from conftest import raw_nearest
 
 MIXED = {
     "image": qinb.Image("photo"),

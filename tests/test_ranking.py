@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import raw_nearest
 from qdrant_client import models
 
 import qinb
-from conftest import raw_nearest
 
 VECTORS = {"text": qinb.Text("text"), "bm25": qinb.Bm25("text")}
 

@@ -243,7 +243,7 @@ def test_the_embedding_cache_serves_another_collection_without_inference(client,
 def test_long_texts_are_batched_by_tokens_and_keep_their_order(client):
     from qinb import embed
 
-    words = "stars planets moons comets".split()
+    words = ["stars", "planets", "moons", "comets"]
     texts = [" ".join(words[i % 4] for _ in range(5 + (i * 37) % 400)) + f" n{i}" for i in range(60)]
     df = pd.DataFrame({"text": texts})
     items = [embed.document_item(qinb.Text("text").document(t)) for t in texts]
