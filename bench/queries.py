@@ -57,13 +57,17 @@ def fill(store: Store, n: int) -> None:
         store.upsert("c", points)
 
 
-def p50(run: Any) -> float:
-    times = []
-    for q in QUERIES:
-        start = time.perf_counter()
-        run(q)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+def p50s(variants: dict[str, Any]) -> dict[str, float]:
+    """Median ms per variant, each query run by every variant in turn (after one warm-up
+    round), so that machine noise and warm caches fall on all alike."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for i, q in enumerate([QUERIES[0], *QUERIES]):
+        for name, run in variants.items():
+            start = time.perf_counter()
+            run(q)
+            if i:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1000 for name, t in times.items()}
 
 
 def qinb_kinds(store: Store) -> dict[str, Any]:
@@ -138,10 +142,12 @@ def main() -> None:
         store.finish("c", progress=False)
         print(f"{name}: {n} points written and indexed in {time.perf_counter() - start:.1f} s")
     qinb.search("c", "warm up", client=edge)  # models loaded before the clock
-    results = {}
-    for name, kinds in (("qinb on Edge", qinb_kinds(edge)), ("raw qdrant_edge", raw_kinds(edge)),
-                        ("qinb on local mode", qinb_kinds(local))):
-        results[name] = {kind: p50(run) for kind, run in kinds.items()}
+    kinds = {"qinb on Edge": qinb_kinds(edge), "raw qdrant_edge": raw_kinds(edge),
+             "qinb on local mode": qinb_kinds(local)}
+    results: dict[str, dict[str, float]] = {name: {} for name in kinds}
+    for kind in kinds["qinb on Edge"]:
+        for name, p50 in p50s({name: runs[kind] for name, runs in kinds.items()}).items():
+            results[name][kind] = p50
     local.close()
     edge.close()
     print(f"\nquery p50 in ms at {n} points (query embedding included):")

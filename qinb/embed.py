@@ -23,7 +23,7 @@ __all__ = ["Embedder", "Item", "Vector", "document_item", "image_item"]
 Vector = np.ndarray | models.SparseVector
 Key = tuple[str, str, str]
 CHUNK = 64  # images and BM25 per batch
-TOKEN_BUDGET = 4096  # dense text per batch: about 1 GB of activations at 512 tokens
+TOKEN_BUDGET = 512  # dense text per batch: measured fastest on CPU (bench/ingest.py), and small
 MAX_BATCH = 256
 MAX_TOKENS = 512  # fastembed truncates longer texts
 MEMO_LIMIT = 50_000  # vectors remembered in memory during one upsert
@@ -129,7 +129,7 @@ def _is_bm25(obj: models.Document | models.Image) -> bool:
 
 
 def _tokens(text: str) -> int:
-    """A cheap upper estimate of a text's tokens (about four characters each), at most the
+    """A cheap upper estimate of a text's tokens (one per three characters), at most the
     length a model truncates to."""
     return min(len(text) // 3 + 2, MAX_TOKENS)
 

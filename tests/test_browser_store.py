@@ -1,0 +1,109 @@
+"""Two notebooks in one JupyterLab on one embedded store, side by side: each kernel writes its
+own collection and searches the other's, with no kernel shut down by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from test_browser import CHROMIUM, FLAGS, _free_port, _run_all_cells
+
+pytestmark = pytest.mark.browser
+TESTS = Path(__file__).resolve().parent
+
+
+def _cells(mine: str, theirs: str, text: str) -> list[str]:
+    return [
+        "import pandas as pd, qinb, time\n"
+        f"df = pd.DataFrame({{'text': [{text!r}, 'a note about something else']}})\n"
+        f"print(df.qdrant.upsert({mine!r}, vectors={{'text': qinb.Text('text'), 'bm25': qinb.Bm25('text')}},"
+        " progress=False))",
+        # wait until the other notebook's collection exists, then search it
+        f"for _ in range(120):\n    if {theirs!r} in qinb.connect().collections(): break\n    time.sleep(0.5)\n"
+        f"hits = qinb.search({theirs!r}, 'planets', limit=1)\n"
+        f"print('FOUND', {theirs!r}, hits['text'].iloc[0])",
+        f"print('AGAIN', qinb.search({mine!r}, 'planets', limit=1)['text'].iloc[0])",
+    ]
+
+
+def _notebook(path: Path, cells: list[str]) -> None:
+    path.write_text(json.dumps({
+        "cells": [{"cell_type": "code", "metadata": {}, "source": src, "outputs": [],
+                   "execution_count": None} for src in cells],
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    }))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    root = tmp_path_factory.mktemp("lab2")
+    store = tmp_path_factory.mktemp("shared-store")
+    _notebook(root / "first.ipynb", _cells("first", "second", "Jupiter is the largest of the planets"))
+    _notebook(root / "second.ipynb", _cells("second", "first", "Mars is a small red one of the planets"))
+    port, token = _free_port(), secrets.token_hex(16)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
+         "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"),  # noqa: SIM115
+        env={**os.environ, "JUPYTER_CONFIG_DIR": str(root / "config"),
+             "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "QINB_STORE": str(store)},
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail(f"JupyterLab did not start: {(root / 'server.log').read_text()[-2000:]}")
+    yield base, token
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_two_notebooks_share_the_default_store_side_by_side(lab, artifacts):
+    from playwright.sync_api import sync_playwright
+
+    base, token = lab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+        pages = []
+        try:
+            for name in ("first", "second"):
+                page = browser.new_page(viewport={"width": 1100, "height": 900})
+                page.goto(f"{base}/lab/tree/{name}.ipynb?token={token}")
+                page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                                       timeout=120_000)
+                pages.append(page)
+            for page in pages:  # both run at once: each waits for the other's collection
+                _run_all_cells(page)
+            others = {"second": "Mars is a small red", "first": "Jupiter is the largest"}
+            for page, theirs in zip(pages, ("second", "first"), strict=True):
+                page.wait_for_function(
+                    "document.body.innerText.includes('AGAIN') || "
+                    "document.body.innerText.includes('Error')", timeout=240_000)
+                text = page.locator(".jp-Notebook").inner_text()
+                page.screenshot(path=str(artifacts / f"browser_two_notebooks_{theirs}.png"))
+                assert "Error" not in text, text[-2000:]
+                assert f"FOUND {theirs} {others[theirs]}" in text
+        except Exception:
+            for i, page in enumerate(pages):
+                page.screenshot(path=str(artifacts / f"browser_two_notebooks_failure{i}.png"))
+            raise
+        finally:
+            browser.close()
