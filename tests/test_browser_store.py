@@ -25,9 +25,10 @@ def _cells(mine: str, theirs: str, text: str) -> list[str]:
         f"df = pd.DataFrame({{'text': [{text!r}, 'a note about something else']}})\n"
         f"print(df.qdrant.upsert({mine!r}, vectors={{'text': qinb.Text('text'), 'bm25': qinb.Bm25('text')}},"
         " progress=False))",
-        # wait until the other notebook's collection exists, then search it
-        f"for _ in range(120):\n    if {theirs!r} in qinb.connect().collections(): break\n    time.sleep(0.5)\n"
-        f"hits = qinb.search({theirs!r}, 'planets', limit=1)\n"
+        # wait until the other notebook's points are written, then search them
+        f"for _ in range(240):\n    if {theirs!r} in qinb.connect().collections():\n"
+        f"        hits = qinb.search({theirs!r}, 'planets', limit=1)\n"
+        "        if len(hits): break\n    time.sleep(0.5)\n"
         f"print('FOUND', {theirs!r}, hits['text'].iloc[0])",
         f"print('AGAIN', qinb.search({mine!r}, 'planets', limit=1)['text'].iloc[0])",
     ]
@@ -85,8 +86,9 @@ def test_two_notebooks_share_the_default_store_side_by_side(lab, artifacts):
         pages = []
         try:
             for name in ("first", "second"):
-                page = browser.new_page(viewport={"width": 1100, "height": 900})
-                page.goto(f"{base}/lab/tree/{name}.ipynb?token={token}")
+                # a workspace per tab, so that neither tab restores the other's notebook
+                page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+                page.goto(f"{base}/lab/workspaces/{name}/tree/{name}.ipynb?reset&token={token}")
                 page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
                                        timeout=120_000)
                 pages.append(page)
@@ -94,10 +96,11 @@ def test_two_notebooks_share_the_default_store_side_by_side(lab, artifacts):
                 _run_all_cells(page)
             others = {"second": "Mars is a small red", "first": "Jupiter is the largest"}
             for page, theirs in zip(pages, ("second", "first"), strict=True):
+                # the outputs, not the sources (which hold the same words)
                 page.wait_for_function(
-                    "document.body.innerText.includes('AGAIN') || "
-                    "document.body.innerText.includes('Error')", timeout=240_000)
-                text = page.locator(".jp-Notebook").inner_text()
+                    "[...document.querySelectorAll('.jp-OutputArea-output')]"
+                    ".some(e => /AGAIN|Error/.test(e.innerText))", timeout=240_000)
+                text = "\n".join(page.locator(".jp-OutputArea-output").all_inner_texts())
                 page.screenshot(path=str(artifacts / f"browser_two_notebooks_{theirs}.png"))
                 assert "Error" not in text, text[-2000:]
                 assert f"FOUND {theirs} {others[theirs]}" in text

@@ -195,3 +195,37 @@ def test_missing_optional_dependency_says_what_to_install():
         require("no_such_module_for_qinb", "local")
     assert isinstance(err.value, ImportError) and isinstance(err.value, qinb.QinbError)
     assert str(err.value).endswith('pip install "qinb[local]"')
+
+
+def test_a_busy_reader_elsewhere_does_not_starve_a_writer(tmp_path):
+    """Another kernel searching the collection over and over lets go while this one waits."""
+    path = tmp_path / "busy"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import time
+            import pandas as pd
+            import qinb
+            store = qinb.connect({str(path)!r})
+            pd.DataFrame({{"text": ["a first note"]}}).qdrant.upsert(
+                "notes", vectors={{"bm25": qinb.Bm25("text")}}, client=store, progress=False)
+            print("ready", flush=True)
+            end = time.monotonic() + 30
+            while time.monotonic() < end and store.count("notes") < 2:
+                qinb.search("notes", "note", client=store)
+                time.sleep(0.2)
+            print(store.count("notes"), flush=True)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "ready"
+        store = qinb.EdgeStore(path, wait=10)
+        more = pd.DataFrame({"text": ["a second note"]}, index=[1])
+        report = more.qdrant.upsert("notes", vectors={"bm25": qinb.Bm25("text")}, client=store,
+                                    progress=False)
+        store.close()
+        assert report.upserted == 1
+        assert reader.stdout.readline().strip() == "2"  # the reader saw the write, and stopped
+    finally:
+        reader.kill()
+        reader.wait()

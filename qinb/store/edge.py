@@ -3,7 +3,8 @@
 A store is a directory; each collection is a subdirectory holding the Edge shard (``shard/``)
 and qinb's metadata beside it (``qinb.json``, written atomically). Edge lets one process hold a
 shard at a time, so a shard is opened for an operation and released after ``hold`` seconds
-without use: notebooks on one store take turns instead of locking each other out.
+without use, or at once after each operation while another process waits for it (it leaves a
+``waiting.<pid>`` mark): notebooks on one store take turns instead of locking each other out.
 """
 
 from __future__ import annotations
@@ -100,12 +101,22 @@ class _Handle:
             try:
                 yield self.shard
             finally:
-                if self.hold <= 0:
+                if self.hold <= 0 or self._others_waiting():
                     self.release()
                 else:
                     self.timer = threading.Timer(self.hold, self.release)
                     self.timer.daemon = True
                     self.timer.start()
+
+    def _others_waiting(self) -> bool:
+        """Whether another process is waiting for this shard: then it is released after each
+        operation instead of held, so a busy reader does not starve a writer elsewhere."""
+        now = time.time()
+        for mark in self.directory.glob("waiting.*"):
+            with contextlib.suppress(OSError):
+                if mark.name != f"waiting.{os.getpid()}" and now - mark.stat().st_mtime < self.wait + 5:
+                    return True
+        return False
 
     def release(self) -> None:
         with self.lock:
@@ -124,6 +135,7 @@ class _Handle:
 
         deadline = time.monotonic() + self.wait
         delay = 0.05
+        mark = self.directory / f"waiting.{os.getpid()}"
         while True:
             try:
                 shard = E.EdgeShard.load(str(self.directory / "shard"))
@@ -131,10 +143,13 @@ class _Handle:
                 if "WouldBlock" not in str(exc):
                     raise
                 if time.monotonic() >= deadline:
+                    mark.unlink(missing_ok=True)
                     raise StoreLockedError(self._locked_message()) from None
+                mark.touch()  # asks the holder to let go after its current operation
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
                 continue
+            mark.unlink(missing_ok=True)
             _write_json(self.directory / HOLDER_FILE, {
                 "pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
                 "program": " ".join(sys.argv)[:200]})
