@@ -105,3 +105,25 @@ def test_cloud_notebook_stops_cleanly_without_a_server(demo):
     text = _text(_outputs(demo[1], "04-qdrant-cloud"))
     assert "QDRANT_URL is not set" in text
     assert "connected to" not in text
+
+
+def test_two_shipped_notebooks_run_side_by_side_on_one_store(tmp_path):
+    """01 and 03 executed at the same time, in two kernels, on one embedded store (as two
+    notebooks open in one JupyterLab): neither fails on the other's hold on the store."""
+    env = {k: v for k, v in os.environ.items() if k not in ("QDRANT_URL", "QDRANT_API_KEY")}
+    env["QINB_STORE"] = str(tmp_path / "store")
+    runs = []
+    for name in ("01-quickstart", "03-hybrid-and-filters"):
+        copy = tmp_path / f"{name}.ipynb"  # executed from a copy: the shipped file stays clean
+        copy.write_text((NOTEBOOKS / f"{name}.ipynb").read_text())
+        runs.append((copy, subprocess.Popen(
+            [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+             "--inplace", "--ExecutePreprocessor.timeout=600", str(copy)],
+            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    for copy, run in runs:
+        _, err = run.communicate(timeout=900)
+        assert run.returncode == 0, err[-3000:]
+        outputs = [o for c in json.loads(copy.read_text())["cells"] if c["cell_type"] == "code"
+                   for o in c["outputs"]]
+        assert [o for o in outputs if o["output_type"] == "error"] == [], copy.name
+        assert "StoreLockedError" not in _text(outputs)
