@@ -30,6 +30,7 @@ class FakeServer:
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
         self.collections: dict[str, dict[str, Any]] = {}
+        self.points: dict[str, dict[Any, dict[str, Any]]] = {}
         self.requests: list[tuple[str, str, Any]] = []
 
     def request_schema(self, method: str, path: str) -> dict[str, Any] | None:
@@ -72,7 +73,12 @@ class FakeServer:
                 },
             })
         if method == "PUT" and path.endswith("/points"):
+            for point in body["points"]:
+                self.points.setdefault(name, {})[point["id"]] = point
             return ok({"operation_id": 1, "status": "completed"})
+        if method == "POST" and path.endswith("/points"):  # retrieve by ids
+            stored = self.points.get(name, {})
+            return ok([{"id": i, "payload": stored[i].get("payload")} for i in body["ids"] if i in stored])
         if path.endswith("/points/query"):
             return ok({"points": [{"id": 7, "version": 1, "score": 0.9,
                                    "payload": {"text": "Mars", "_qinb_row": "doc01"}}]})
@@ -186,3 +192,26 @@ def test_batches_of_images_for_a_server_stay_under_the_request_limit():
     assert [p.id for b in split for p in b] == list(range(12))
     plain = [Point(i, {"v": [0.0] * 4}, {}) for i in range(600)]
     assert [len(b) for b in batches(plain, batch_size=256)] == [256, 256, 88]
+
+
+def test_copy_from_the_embedded_store_to_a_server_sends_vectors_and_specs(server, corpus, client):
+    """qinb.copy moves an embedded collection up: the server gets the schema, the specs and the
+    stored vectors (no inference objects), and a second copy sends no points again."""
+    corpus.qdrant.upsert("local", vectors={"text": qinb.Text("text"), "bm25": qinb.Bm25("text")},
+                         client=client, progress=False)
+    up = qinb.connect(url="https://cluster.qdrant.test:6333", api_key="secret",
+                      transport=httpx.MockTransport(server), check_compatibility=False)
+    assert qinb.copy("local", to=up, source=client, name="moved", progress=False) == 12
+    create = next(b for m, p, b in server.requests if m == "PUT" and p == "/collections/moved")
+    assert create["vectors"] == {"text": {"size": 384, "distance": "Cosine"}}
+    assert create["sparse_vectors"] == {"bm25": {"modifier": "idf"}}
+    assert list(create["metadata"]["qinb"]["vectors"]) == ["text", "bm25"]
+    sent = [pt for m, p, b in server.requests if m == "PUT" and p == "/collections/moved/points"
+            for pt in b["points"]]
+    assert len(sent) == 12 and not documents_in(sent)
+    assert all(len(pt["vector"]["text"]) == 384 and set(pt["vector"]["bm25"]) == {"indices", "values"}
+               for pt in sent)
+    assert sorted(pt["payload"]["_qinb_row"] for pt in sent) == sorted(corpus.index)
+    before = len(server.requests)
+    assert qinb.copy("local", to=up, source=client, name="moved", progress=False) == 0
+    assert not [p for m, p, _ in server.requests[before:] if m == "PUT"]
