@@ -39,7 +39,7 @@ def test_copy_refuses_a_destination_with_other_vectors(corpus, tmp_path):
     local = qinb.connect(":memory:")
     corpus.qdrant.upsert("notes", vectors=VECTORS, client=edge, progress=False)
     corpus.qdrant.upsert("notes", vectors={"text": qinb.Text("text")}, client=local, progress=False)
-    with pytest.raises(qinb.SpecConflictError, match="holds other vectors.*nothing was copied"):
+    with pytest.raises(qinb.SpecConflictError, match=r"holds other vectors.*nothing was copied"):
         qinb.copy("notes", to=local, source=edge, progress=False)
     with pytest.raises(qinb.CollectionError, match="'nope' does not exist"):
         qinb.copy("nope", to=local, source=edge, progress=False)
