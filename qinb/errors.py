@@ -11,7 +11,7 @@ The tree::
     ├── CollectionError (LookupError)      the collection is missing or was not written by qinb
     ├── QueryError (ValueError)            a query, filter or `like=` that cannot be run
     ├── StoreError (RuntimeError)          the store refused or failed a write; says what was written
-    │   └── StoreLockedError               another process holds the embedded store's lock
+    │   └── StoreLockedError               another process kept an embedded collection busy past the wait
     └── MissingDependencyError (ImportError)  an optional dependency is not installed
 
 ``QinbWarning`` is the base of qinb's warnings.
@@ -85,7 +85,7 @@ class StoreError(QinbError, RuntimeError):
 
 
 class StoreLockedError(StoreError):
-    """Another process holds the lock of an embedded store directory."""
+    """Another process held an embedded collection (or a local-mode store) longer than qinb waits."""
 
 
 class MissingDependencyError(QinbError, ImportError):
