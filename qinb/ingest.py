@@ -135,7 +135,7 @@ class _Plan:
             items = {name: cell_items(self.df[spec.column], positions, spec,
                                       self.images.get(name, {}), self.wire)
                      for name, spec in self.vectors.items()}
-            records = self.df[keep].iloc[positions].to_dict("records")
+            records = self.df.iloc[positions][keep].to_dict("records")  # rows first: no copy of the frame
             rows = []
             for pos, raw in zip(positions, records, strict=True):
                 label = self.df.index[pos]
