@@ -111,9 +111,10 @@ def test_spec_conflicts_fail_before_writing(client, corpus, second, expected):
     assert dump(after) == dump(before)
 
 
-def _holder(path, hold: float) -> subprocess.Popen:
+def _holder(path, hold: float, busy: bool = False) -> subprocess.Popen:
     """Another process that writes a collection into the store at ``path`` and keeps it open for
-    ``hold`` idle seconds (a notebook kernel that just ran an upsert)."""
+    ``hold`` idle seconds (a notebook kernel that just ran an upsert), or with ``busy`` stays
+    inside one operation on it (as a long index build would) until its stdin closes."""
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys
@@ -123,6 +124,10 @@ def _holder(path, hold: float) -> subprocess.Popen:
             df = pd.DataFrame({{"text": ["a held note"]}})
             df.qdrant.upsert("notes", vectors={{"bm25": qinb.Bm25("text")}}, client=store,
                              progress=False)
+            if {busy}:
+                with store._shard("notes"):
+                    print("ready", flush=True)
+                    sys.stdin.read()
             print("ready", flush=True)
             sys.stdin.read()
         """)],
@@ -134,7 +139,7 @@ def _holder(path, hold: float) -> subprocess.Popen:
 
 def test_a_store_held_by_another_process_waits_then_names_the_holder(tmp_path):
     path = tmp_path / "held"
-    holder = _holder(path, hold=600)
+    holder = _holder(path, hold=600, busy=True)
     try:
         store = qinb.EdgeStore(path, wait=1)
         with pytest.raises(qinb.StoreLockedError) as err:
@@ -147,9 +152,10 @@ def test_a_store_held_by_another_process_waits_then_names_the_holder(tmp_path):
 
 
 def test_two_processes_take_turns_on_one_store(tmp_path):
-    """The other kernel releases the collection after its idle time; this one waits for it."""
+    """The other kernel would hold the collection for a minute when idle, but lets go as soon
+    as this one waits for it."""
     path = tmp_path / "shared"
-    holder = _holder(path, hold=1.5)
+    holder = _holder(path, hold=60)
     try:
         store = qinb.EdgeStore(path, wait=20)
         hits = qinb.search("notes", "note", client=store)

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,8 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
 
 
 class _Handle:
-    """One collection's shard: opened on use, closed after ``hold`` idle seconds."""
+    """One collection's shard: opened on use, closed after ``hold`` idle seconds by the reaper
+    thread (one per process, so an operation costs no thread of its own)."""
 
     def __init__(self, directory: Path, hold: float, wait: float) -> None:
         self.directory = directory
@@ -88,25 +90,32 @@ class _Handle:
         self.wait = wait
         self.lock = threading.RLock()
         self.shard: Any = None
-        self.timer: threading.Timer | None = None
+        self.last_used = 0.0
+        _watch(self)
 
     @contextlib.contextmanager
     def use(self) -> Iterator[Any]:
         with self.lock:
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
             if self.shard is None:
                 self.shard = self._load()
             try:
                 yield self.shard
             finally:
+                self.last_used = time.monotonic()
                 if self.hold <= 0 or self._others_waiting():
                     self.release()
-                else:
-                    self.timer = threading.Timer(self.hold, self.release)
-                    self.timer.daemon = True
-                    self.timer.start()
+
+    def reap(self) -> None:
+        """Release the shard if it has been idle for ``hold`` seconds, or another process waits
+        for it; never while an operation runs."""
+        if self.shard is None or not self.lock.acquire(blocking=False):
+            return
+        try:
+            if self.shard is not None and (time.monotonic() - self.last_used >= self.hold
+                                           or self._others_waiting()):
+                self.release()
+        finally:
+            self.lock.release()
 
     def _others_waiting(self) -> bool:
         """Whether another process is waiting for this shard: then it is released after each
@@ -120,9 +129,6 @@ class _Handle:
 
     def release(self) -> None:
         with self.lock:
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
             if self.shard is not None:
                 shard, self.shard = self.shard, None
                 with contextlib.suppress(OSError):
@@ -168,6 +174,30 @@ class _Handle:
             "and run this again, or call qinb.connect().close() there; use another path with "
             "qinb.connect(path=...) to work apart, or a Qdrant server for shared access"
         )
+
+
+_handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
+_reaper: threading.Thread | None = None
+_reaper_lock = threading.Lock()
+REAP_EVERY = 0.2  # seconds between looks at the open shards
+
+
+def _watch(handle: _Handle) -> None:
+    """Let the reaper thread release ``handle`` when it is idle (the thread starts once)."""
+    global _reaper
+    with _reaper_lock:
+        _handles.add(handle)
+        if _reaper is None:
+            _reaper = threading.Thread(target=_reap_forever, name="qinb-edge-reaper", daemon=True)
+            _reaper.start()
+
+
+def _reap_forever() -> None:
+    while True:
+        time.sleep(REAP_EVERY)
+        for handle in list(_handles):
+            with contextlib.suppress(Exception):  # a failing release is retried next round
+                handle.reap()
 
 
 class EdgeStore(Store):
