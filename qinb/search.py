@@ -20,7 +20,7 @@ __all__ = ["search", "to_filter"]
 
 RANGE_KEYS = {"gt", "gte", "lt", "lte"}
 HIT_COLUMNS = ("score", "rank", "id")
-FUSIONS = {"rrf": models.Fusion.RRF, "dbsf": models.Fusion.DBSF}
+FUSIONS = ("rrf", "dbsf")
 
 
 def to_filter(where: models.Filter | Mapping[str, Any] | None) -> models.Filter | None:

@@ -23,6 +23,11 @@ PointId = int | str
 StoredVector = Any  # numpy array (dense), models.SparseVector, or an inference object
 
 
+def plain_id(point_id: Any) -> PointId:
+    """A point id as qinb passes it around: an int, or a UUID as text."""
+    return point_id if isinstance(point_id, int) else str(point_id)
+
+
 @dataclass
 class Point:
     """One point to write: id, named vectors and payload."""

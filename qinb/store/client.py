@@ -9,7 +9,17 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from qinb.store.base import Hit, Point, PointId, Probe, Record, Shape, Store, StoredVector
+from qinb.store.base import (
+    Hit,
+    Point,
+    PointId,
+    Probe,
+    Record,
+    Shape,
+    Store,
+    StoredVector,
+    plain_id,
+)
 
 __all__ = ["ClientStore"]
 
@@ -25,10 +35,6 @@ def _read(vector: Any) -> StoredVector:
     if isinstance(vector, list) and (not vector or not isinstance(vector[0], list)):
         return np.asarray(vector, dtype=np.float32)
     return vector
-
-
-def _id(point_id: Any) -> PointId:
-    return point_id if isinstance(point_id, int) else str(point_id)
 
 
 def _selector(payload: bool | Sequence[str], exclude: Sequence[str] = ()) -> Any:
@@ -119,7 +125,7 @@ class ClientStore(Store):
                 payload=p.payload, points=[p.id])) for p in points])
 
     def _records(self, raw: Sequence[Any]) -> list[Record]:
-        return [Record(_id(r.id), dict(r.payload or {}),
+        return [Record(plain_id(r.id), dict(r.payload or {}),
                        {n: _read(v) for n, v in (r.vector or {}).items()}
                        if isinstance(r.vector, dict) else {}) for r in raw]
 
@@ -135,7 +141,7 @@ class ClientStore(Store):
         page, after = self.client.scroll(collection, limit=limit, offset=offset,
                                          with_payload=_selector(payload, exclude),
                                          with_vectors=_vectors(vectors))
-        return self._records(page), None if after is None else _id(after)
+        return self._records(page), None if after is None else plain_id(after)
 
     def count(self, collection: str) -> int:
         return int(self.client.count(collection, exact=True).count)
@@ -153,7 +159,7 @@ class ClientStore(Store):
             response = self.client.query_points(
                 collection, prefetch=prefetch, limit=limit, query_filter=filter,
                 query=models.FusionQuery(fusion=FUSIONS[fusion or "rrf"]), with_payload=True)
-        return [Hit(_id(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
+        return [Hit(plain_id(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
 
     def close(self) -> None:
         self.client.close()

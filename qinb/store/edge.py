@@ -27,7 +27,17 @@ import numpy as np
 from qdrant_client import models
 
 from qinb.errors import CollectionError, StoreLockedError
-from qinb.store.base import Hit, Point, PointId, Probe, Record, Shape, Store, StoredVector
+from qinb.store.base import (
+    Hit,
+    Point,
+    PointId,
+    Probe,
+    Record,
+    Shape,
+    Store,
+    StoredVector,
+    plain_id,
+)
 from qinb.store.edge_filter import edge_filter, index_types
 
 __all__ = ["EdgeStore"]
@@ -51,10 +61,6 @@ def _from_edge(vector: Any) -> StoredVector:
     if isinstance(vector, list):
         return np.asarray(vector, dtype=np.float32)
     return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
-
-
-def _id(point_id: Any) -> PointId:
-    return point_id if isinstance(point_id, int) else str(point_id)
 
 
 def _payload_selector(payload: bool | Sequence[str], exclude: Sequence[str] = ()) -> Any:
@@ -327,7 +333,7 @@ class EdgeStore(Store):
                 shard.update(E.UpdateOperation.overwrite_payload([p.id], p.payload))
 
     def _records(self, raw: Sequence[Any]) -> list[Record]:
-        return [Record(_id(r.id), dict(r.payload or {}),
+        return [Record(plain_id(r.id), dict(r.payload or {}),
                        {n: _from_edge(v) for n, v in (r.vector or {}).items()}) for r in raw]
 
     def retrieve(self, collection: str, ids: Sequence[PointId], *,
@@ -348,7 +354,7 @@ class EdgeStore(Store):
                                   with_vector=vectors if isinstance(vectors, bool) else list(vectors))
         with self._shard(collection) as shard:
             raw, after = shard.scroll(request)
-        return self._records(raw), None if after is None else _id(after)
+        return self._records(raw), None if after is None else plain_id(after)
 
     def count(self, collection: str) -> int:
         import qdrant_edge as E
@@ -374,7 +380,7 @@ class EdgeStore(Store):
         with self._shard(collection) as shard:
             self._index_payload(shard, filter)
             raw = shard.query(request)
-        return [Hit(_id(p.id), float(p.score), dict(p.payload or {})) for p in raw]
+        return [Hit(plain_id(p.id), float(p.score), dict(p.payload or {})) for p in raw]
 
     @staticmethod
     def _index_payload(shard: Any, flt: models.Filter | None) -> None:
