@@ -13,12 +13,7 @@ import contextlib
 import json
 import os
 import shutil
-import socket
-import sys
-import tempfile
 import threading
-import time
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +21,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import models
 
-from qinb.errors import CollectionError, StoreLockedError
+from qinb.errors import CollectionError
 from qinb.store.base import (
     Hit,
     Point,
@@ -39,11 +34,11 @@ from qinb.store.base import (
     plain_id,
 )
 from qinb.store.edge_filter import edge_filter, index_types
+from qinb.store.edge_handle import Handle, write_json
 
 __all__ = ["EdgeStore"]
 
 META_FILE = "qinb.json"
-HOLDER_FILE = "holder.json"
 INDEX_AFTER = 20_000  # points: below this a full scan is as fast as the index (measured in bench/)
 
 
@@ -71,141 +66,6 @@ def _payload_selector(payload: bool | Sequence[str], exclude: Sequence[str] = ()
     return payload if isinstance(payload, bool) else E.PayloadSelector.Include(list(payload))
 
 
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write JSON so that a reader sees the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)  # key order is the order of the vectors
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-class _Handle:
-    """One collection's shard: opened on use, closed after ``hold`` idle seconds by the reaper
-    thread (one per process, so an operation costs no thread of its own)."""
-
-    def __init__(self, directory: Path, hold: float, wait: float) -> None:
-        self.directory = directory
-        self.hold = hold
-        self.wait = wait
-        self.lock = threading.RLock()
-        self.shard: Any = None
-        self.last_used = 0.0
-        _watch(self)
-
-    @contextlib.contextmanager
-    def use(self) -> Iterator[Any]:
-        with self.lock:
-            if self.shard is None:
-                self.shard = self._load()
-            try:
-                yield self.shard
-            finally:
-                self.last_used = time.monotonic()
-                if self.hold <= 0 or self._others_waiting():
-                    self.release()
-
-    def reap(self) -> None:
-        """Release the shard if it has been idle for ``hold`` seconds, or another process waits
-        for it; never while an operation runs."""
-        if self.shard is None or not self.lock.acquire(blocking=False):
-            return
-        try:
-            if self.shard is not None and (time.monotonic() - self.last_used >= self.hold
-                                           or self._others_waiting()):
-                self.release()
-        finally:
-            self.lock.release()
-
-    def _others_waiting(self) -> bool:
-        """Whether another process is waiting for this shard: then it is released after each
-        operation instead of held, so a busy reader does not starve a writer elsewhere."""
-        now = time.time()
-        for mark in self.directory.glob("waiting.*"):
-            with contextlib.suppress(OSError):
-                if mark.name != f"waiting.{os.getpid()}" and now - mark.stat().st_mtime < self.wait + 5:
-                    return True
-        return False
-
-    def release(self) -> None:
-        with self.lock:
-            if self.shard is not None:
-                shard, self.shard = self.shard, None
-                with contextlib.suppress(OSError):
-                    (self.directory / HOLDER_FILE).unlink()
-                shard.flush()
-                shard.close()
-
-    def _load(self) -> Any:
-        import qdrant_edge as E
-
-        deadline = time.monotonic() + self.wait
-        delay = 0.05
-        mark = self.directory / f"waiting.{os.getpid()}"
-        while True:
-            try:
-                shard = E.EdgeShard.load(str(self.directory / "shard"))
-            except Exception as exc:
-                if "WouldBlock" not in str(exc):
-                    raise
-                if time.monotonic() >= deadline:
-                    mark.unlink(missing_ok=True)
-                    raise StoreLockedError(self._locked_message()) from None
-                mark.touch()  # asks the holder to let go after its current operation
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
-                continue
-            mark.unlink(missing_ok=True)
-            _write_json(self.directory / HOLDER_FILE, {
-                "pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
-                "program": " ".join(sys.argv)[:200]})
-            return shard
-
-    def _locked_message(self) -> str:
-        holder = ""
-        with contextlib.suppress(OSError, ValueError):
-            info = json.loads((self.directory / HOLDER_FILE).read_text())
-            since = time.strftime("%H:%M:%S", time.localtime(info["since"]))
-            holder = (f" by process {info['pid']} on {info['host']} ({info['program']}), "
-                      f"since {since}")
-        return (
-            f"the collection at {self.directory} stayed in use{holder} for {self.wait:.0f} s. Another "
-            "kernel or script is writing to it or holding it open: wait for its upsert to finish "
-            "and run this again, or call qinb.connect().close() there; use another path with "
-            "qinb.connect(path=...) to work apart, or a Qdrant server for shared access"
-        )
-
-
-_handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
-_reaper: threading.Thread | None = None
-_reaper_lock = threading.Lock()
-REAP_EVERY = 0.2  # seconds between looks at the open shards
-
-
-def _watch(handle: _Handle) -> None:
-    """Let the reaper thread release ``handle`` when it is idle (the thread starts once)."""
-    global _reaper
-    with _reaper_lock:
-        _handles.add(handle)
-        if _reaper is None:
-            _reaper = threading.Thread(target=_reap_forever, name="qinb-edge-reaper", daemon=True)
-            _reaper.start()
-
-
-def _reap_forever() -> None:
-    while True:
-        time.sleep(REAP_EVERY)
-        for handle in list(_handles):
-            with contextlib.suppress(Exception):  # a failing release is retried next round
-                handle.reap()
-
-
 class EdgeStore(Store):
     """Collections in a directory, each a Qdrant Edge shard.
 
@@ -225,7 +85,7 @@ class EdgeStore(Store):
         self.path.mkdir(parents=True, exist_ok=True)
         self.hold = hold
         self.wait = wait
-        self._handles: dict[str, _Handle] = {}
+        self._handles: dict[str, Handle] = {}
         self._lock = threading.Lock()
 
     def where(self) -> str:
@@ -239,10 +99,10 @@ class EdgeStore(Store):
                 "'-' and '_' (no '/', no leading '.')")
         return self.path / collection
 
-    def _handle(self, collection: str) -> _Handle:
+    def _handle(self, collection: str) -> Handle:
         with self._lock:
             if collection not in self._handles:
-                self._handles[collection] = _Handle(self._dir(collection), self.hold, self.wait)
+                self._handles[collection] = Handle(self._dir(collection), self.hold, self.wait)
             return self._handles[collection]
 
     @contextlib.contextmanager
@@ -275,7 +135,7 @@ class EdgeStore(Store):
             sparse_vectors={n: E.EdgeSparseVectorParams(modifier=E.Modifier.Idf) for n in sparse})
         E.EdgeShard.create(str(directory / "shard"), config).close()
         # the metadata file last: a collection exists once it is there
-        _write_json(directory / META_FILE, {"dense": dict(dense), "sparse": sorted(sparse),
+        write_json(directory / META_FILE, {"dense": dict(dense), "sparse": sorted(sparse),
                                             "metadata": dict(metadata)})
 
     def add_vectors(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str]) -> None:
@@ -289,7 +149,7 @@ class EdgeStore(Store):
                 shard.update(E.UpdateOperation.create_sparse_vector(name, modifier=E.Modifier.Idf))
         meta["dense"].update(dense)
         meta["sparse"] = sorted({*meta["sparse"], *sparse})
-        _write_json(self._dir(collection) / META_FILE, meta)
+        write_json(self._dir(collection) / META_FILE, meta)
 
     def shape(self, collection: str) -> Shape:
         if not self.exists(collection):
@@ -300,7 +160,7 @@ class EdgeStore(Store):
     def save_metadata(self, collection: str, metadata: Mapping[str, Any]) -> None:
         meta = self._meta(collection)
         meta["metadata"] = dict(metadata)
-        _write_json(self._dir(collection) / META_FILE, meta)
+        write_json(self._dir(collection) / META_FILE, meta)
 
     def delete(self, collection: str) -> None:
         directory = self._dir(collection)
