@@ -3,6 +3,7 @@ type a query, press Enter, upload an image. Screenshots go to artifacts/ to be l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,14 +53,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def require_chromium() -> None:
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    root = tmp_path_factory.mktemp("lab")
-    _notebook(root / "widget.ipynb")
+
+
+@contextlib.contextmanager
+def running_lab(root: Path, **env: str) -> Iterator[tuple[str, str]]:
+    """JupyterLab serving ``root`` on 127.0.0.1 with a token: yields (base URL, token)."""
     port, token = _free_port(), secrets.token_hex(16)
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
@@ -66,7 +70,7 @@ def lab(tmp_path_factory):
          "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
         stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"),  # noqa: SIM115
         env={**os.environ, "JUPYTER_CONFIG_DIR": str(root / "config"),
-             "JUPYTER_RUNTIME_DIR": str(root / "runtime")},
+             "JUPYTER_RUNTIME_DIR": str(root / "runtime"), **env},
     )
     base = f"http://127.0.0.1:{port}"
     for _ in range(120):
@@ -80,9 +84,20 @@ def lab(tmp_path_factory):
     else:
         server.kill()
         pytest.fail(f"JupyterLab did not start: {(root / 'server.log').read_text()[-2000:]}")
-    yield f"{base}/lab/tree/widget.ipynb?token={token}"
-    server.terminate()
-    server.wait(timeout=30)
+    try:
+        yield base, token
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    require_chromium()
+    root = tmp_path_factory.mktemp("lab")
+    _notebook(root / "widget.ipynb")
+    with running_lab(root) as (base, token):
+        yield f"{base}/lab/tree/widget.ipynb?token={token}"
 
 
 # a prompt showing [*] or [n]: the cell was queued or ran

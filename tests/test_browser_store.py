@@ -4,16 +4,10 @@ own collection and searches the other's, with no kernel shut down by hand."""
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM, FLAGS, _free_port, _run_all_cells
+from test_browser import CHROMIUM, FLAGS, _run_all_cells, require_chromium, running_lab
 
 pytestmark = pytest.mark.browser
 TESTS = Path(__file__).resolve().parent
@@ -45,36 +39,13 @@ def _notebook(path: Path, cells: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    require_chromium()
     root = tmp_path_factory.mktemp("lab2")
     store = tmp_path_factory.mktemp("shared-store")
     _notebook(root / "first.ipynb", _cells("first", "second", "Jupiter is the largest of the planets"))
     _notebook(root / "second.ipynb", _cells("second", "first", "Mars is a small red one of the planets"))
-    port, token = _free_port(), secrets.token_hex(16)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
-         "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"),  # noqa: SIM115
-        env={**os.environ, "JUPYTER_CONFIG_DIR": str(root / "config"),
-             "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "QINB_STORE": str(store)},
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail(f"JupyterLab did not start: {(root / 'server.log').read_text()[-2000:]}")
-    yield base, token
-    server.terminate()
-    server.wait(timeout=30)
+    with running_lab(root, QINB_STORE=str(store)) as lab:
+        yield lab
 
 
 def test_two_notebooks_share_the_default_store_side_by_side(lab, artifacts):
