@@ -131,6 +131,7 @@ def _run_all_cells(page) -> None:
 
 @pytest.fixture(scope="module")
 def page(lab, artifacts):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -142,7 +143,12 @@ def page(lab, artifacts):
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
                                    timeout=120_000)
             _run_all_cells(page)
-            page.wait_for_selector("input[placeholder='search…  (Enter)']", timeout=180_000)
+            try:
+                page.wait_for_selector("input[placeholder='search…  (Enter)']", timeout=180_000)
+            except PlaywrightTimeout:
+                # seen in a failure screenshot: Run All ran the first cell only; run the rest
+                _run_all_cells(page)
+                page.wait_for_selector("input[placeholder='search…  (Enter)']", timeout=180_000)
         except Exception:
             page.screenshot(path=str(artifacts / "browser_failure.png"))
             raise
