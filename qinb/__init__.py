@@ -11,6 +11,7 @@ import typing
 
 from qinb import _accessor, cache, datasets, models
 from qinb.errors import (
+    ArgumentError,
     CollectionError,
     ColumnError,
     ColumnTypeError,
@@ -47,6 +48,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ArgumentError",
     "Bm25",
     "ClientStore",
     "CollectionError",

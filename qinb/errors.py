@@ -3,7 +3,8 @@
 The tree::
 
     QinbError
-    ├── ColumnError (KeyError)             a spec or payload names a column the DataFrame lacks
+    ├── ArgumentError (ValueError)         an argument qinb cannot use (vectors=, errors=, ...)
+    ├── ColumnError (KeyError)             a column is missing, repeated, or named like qinb's own keys
     ├── ColumnTypeError (TypeError)        a column holds values a spec cannot embed
     ├── InvalidRowsError (ValueError)      some rows are empty or invalid (errors="raise"); .failed lists them
     ├── ModelError (LookupError)           unknown model, or its weights cannot be found or loaded
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "ArgumentError",
     "CollectionError",
     "ColumnError",
     "ColumnTypeError",
@@ -48,8 +50,14 @@ class QinbError(Exception):
         return str(self.args[0]) if self.args else ""
 
 
+class ArgumentError(QinbError, ValueError):
+    """An argument of the wrong kind or value: ``vectors=`` that is not a dict of specs, a
+    vector name a server would refuse, ``errors=`` other than "raise" or "skip"."""
+
+
 class ColumnError(QinbError, KeyError):
-    """A spec, ``payload=`` or ``id_column=`` names a column the DataFrame does not have."""
+    """A spec, ``payload=`` or ``id_column=`` names a column the DataFrame does not have, or the
+    columns cannot become payload keys (repeated names, a MultiIndex, qinb's reserved names)."""
 
 
 class ColumnTypeError(QinbError, TypeError):

@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,15 +17,85 @@ import numpy as np
 import pandas as pd
 
 from qinb.embed import Item, document_item, image_item
-from qinb.errors import ColumnError, ColumnTypeError
+from qinb.errors import ArgumentError, ColumnError, ColumnTypeError
 from qinb.images import ImageCell, ImageCellError, load
-from qinb.spec import Image, Spec
+from qinb.payload import RESERVED_PREFIX, PayloadValueError, check_text, convert
+from qinb.spec import Bm25, Image, Spec, Text
 
-__all__ = ["cell_item", "cell_items", "check_cells", "check_columns", "json_safe", "object_digest",
-           "payload_hash", "point_id"]
+__all__ = ["cell_item", "cell_items", "check_cells", "check_columns", "check_frame",
+           "check_vectors", "json_safe", "object_digest", "payload_cells", "payload_hash",
+           "point_id"]
 
 # the namespace of point ids made from non-integer index labels
 ID_NAMESPACE = uuid.UUID("6b1f3f0e-6a0e-4c1e-9a43-1f1b6c0f5e21")
+MAX_POINT_ID = 2**64  # Qdrant's ids are unsigned 64-bit integers or UUIDs
+# what a Qdrant server takes as a vector name without escaping it in a URL path
+VECTOR_NAME = re.compile(r"[\w.\-]{1,64}")
+
+
+def check_vectors(vectors: Any) -> dict[str, Spec]:
+    """``vectors=`` as a dict of name to spec, or ArgumentError saying how to write it."""
+    example = "vectors={'text': qinb.Text('column')}"
+    if isinstance(vectors, (Text, Bm25)):
+        raise ArgumentError(f"vectors= takes a dict naming each vector, not one spec: {example}")
+    if not isinstance(vectors, Mapping):
+        raise ArgumentError(f"vectors= takes a dict of name to spec, not a "
+                            f"{type(vectors).__name__}: {example}")
+    if not vectors:
+        raise ArgumentError(f"vectors= is empty: name at least one vector, e.g. {example}")
+    for name, spec in vectors.items():
+        if not isinstance(name, str) or not VECTOR_NAME.fullmatch(name):
+            raise ArgumentError(
+                f"vector name {name!r} cannot be used: use 1-64 letters, digits, '_', '-' or '.'")
+        if not isinstance(spec, (Text, Bm25)):
+            raise ArgumentError(f"vector {name!r} is a {type(spec).__name__}; use qinb.Text, "
+                                f"qinb.Image or qinb.Bm25: {example}")
+    return dict(vectors)
+
+
+def check_frame(df: pd.DataFrame, columns: Sequence[Any]) -> None:
+    """Raise ColumnError unless the frame's columns can become payload keys: one level, no
+    repeated names, no two names alike as text, none starting with qinb's reserved prefix."""
+    if isinstance(df.columns, pd.MultiIndex):
+        raise ColumnError(
+            "the DataFrame has MultiIndex columns; flatten them first, for example "
+            "df.columns = ['_'.join(map(str, c)) for c in df.columns]")
+    repeated = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
+    if repeated:
+        raise ColumnError(f"the DataFrame has more than one column named {', '.join(repeated)}; "
+                          "rename or drop the repeats (df.loc[:, ~df.columns.duplicated()])")
+    as_text: dict[str, Any] = {}
+    for column in columns:
+        key = str(column)
+        if key in as_text:
+            raise ColumnError(
+                f"columns {as_text[key]!r} and {column!r} would both be payload key {key!r}; "
+                "rename one of them")
+        as_text[key] = column
+        if key.startswith(RESERVED_PREFIX):
+            raise ColumnError(f"column {column!r} starts with {RESERVED_PREFIX!r}, which qinb "
+                              "keeps for its own payload keys; rename it")
+
+
+def payload_cells(df: pd.DataFrame, columns: Sequence[Any]) -> list[tuple[int, str, str]]:
+    """(position, column, reason) of the cells the payload conversion table refuses. Only
+    object and category columns can hold such cells; the rest are numbers, dates or bools."""
+    failed: list[tuple[int, str, str]] = []
+    for column in columns:
+        series = df[column]
+        if not (series.dtype == object or isinstance(series.dtype, (pd.CategoricalDtype,
+                                                                     pd.StringDtype))):
+            continue
+        for pos, value in enumerate(series.tolist()):
+            if isinstance(value, str) and value.isascii():
+                continue
+            try:
+                convert(value)
+            except PayloadValueError as exc:
+                failed.append((pos, column, str(exc)))
+            except RecursionError:
+                failed.append((pos, column, "nested too deeply to store"))
+    return failed
 
 
 def check_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -65,6 +136,8 @@ def check_cells(df: pd.DataFrame, name: str, spec: Spec, *, wire: bool = False
             failed.append((pos, spec.column, f"not text: {type(value).__name__} {value!r:.40}"))
         elif not value.strip():
             failed.append((pos, spec.column, "empty text"))
+        elif not value.isascii() and (reason := check_text(value)):
+            failed.append((pos, spec.column, reason))
     return {}, failed
 
 

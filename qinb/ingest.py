@@ -3,6 +3,7 @@ DataFrame -> checked cells -> inference objects -> vectors (local) or objects (s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -11,18 +12,22 @@ import pandas as pd
 from qdrant_client import QdrantClient, models
 
 from qinb.embed import Embedder, Item
-from qinb.errors import InvalidRowsError, QinbError
+from qinb.errors import ArgumentError, InvalidRowsError, QinbError
 from qinb.images import ImageCell, thumbnail_column
 from qinb.inference import (
+    MAX_POINT_ID,
     cell_items,
     check_cells,
     check_columns,
-    json_safe,
+    check_frame,
+    check_vectors,
     object_digest,
+    payload_cells,
     payload_hash,
     point_id,
 )
-from qinb.spec import Spec
+from qinb.payload import PayloadValueError, convert
+from qinb.spec import Image, Spec
 from qinb.store import (
     HASH_KEY,
     OBJECTS_KEY,
@@ -62,7 +67,10 @@ class UpsertReport:
     cached : int
         Distinct objects whose vectors came from the persistent embedding cache.
     failed : DataFrame
-        One row per problem: ``row`` (index label), ``column``, ``reason``.
+        One row per problem: ``row`` (index label), ``column``, ``reason``. A row may have
+        several problems.
+    failed_rows : int
+        Rows not stored because of a problem; ``upserted + unchanged + failed_rows == rows``.
     vectors : DataFrame
         ``objects``, ``embedded`` and ``cached`` per named vector.
     """
@@ -78,19 +86,22 @@ class UpsertReport:
     failed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FAILED_COLUMNS))
     vectors: pd.DataFrame = field(default_factory=pd.DataFrame)
     created: bool = False
+    failed_rows: int = 0
 
     def __str__(self) -> str:
         lines = [
             f"{'created' if self.created else 'updated'} collection {self.collection!r}: "
             f"{self.rows} rows, {self.upserted} upserted"
             f"{f' ({self.payload_only} payload only)' if self.payload_only else ''}, "
-            f"{self.unchanged} unchanged, {self.failed['row'].nunique()} failed",
+            f"{self.unchanged} unchanged, {self.failed_rows} failed",
             f"inference objects: {self.objects} needed, {self.embedded} embedded, "
             f"{self.cached} from the cache",
         ]
         if len(self.failed):
-            lines.append(self.failed.head(10).to_string(index=False))
-        return "\n".join(lines)
+            with pd.option_context("display.max_colwidth", 160):
+                lines.append(self.failed.head(10).to_string(index=False))
+        # a bad label or cell may hold a lone surrogate, which no output stream can encode
+        return "\n".join(lines).encode("utf-8", "backslashreplace").decode("utf-8")
 
     def _repr_html_(self) -> str:
         import html
@@ -144,8 +155,8 @@ class _Plan:
                 # not keep inference input), so they skip the JSON conversion
                 images = {str(self.vectors[n].column): i.data for n, i in row_items.items()
                           if isinstance(i.data, ImageCell)}
-                data = {str(k): json_safe(v) for k, v in raw.items() if str(k) not in images}
-                data[ROW_KEY] = json_safe(label)
+                data = {str(k): convert(v) for k, v in raw.items() if str(k) not in images}
+                data[ROW_KEY] = convert(label)
                 data.update({column: cell.source for column, cell in images.items()})
                 rows.append(_Row(label, self.ids[pos], data, row_items,
                                  images if self.thumbnails else {}))
@@ -153,37 +164,47 @@ class _Plan:
 
 
 def _plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | None,
-          payload: Sequence[str] | None, errors: str, *, wire: bool = False,
+          payload: Sequence[str] | str | None, errors: str, *, wire: bool = False,
           thumbnails: bool = False) -> _Plan:
-    """Check the whole frame before anything is written: columns, cells, ids."""
+    """Check the whole frame before anything is written: arguments, columns, cells, ids."""
     if errors not in ("raise", "skip"):
-        raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
-    if not vectors:
-        raise ValueError("vectors= is empty: name at least one vector, e.g. {'text': qinb.Text('col')}")
-    columns = list(df.columns) if payload is None else list(payload)
+        raise ArgumentError(f"errors must be 'raise' or 'skip', not {errors!r}")
+    if not isinstance(df, pd.DataFrame):
+        raise ArgumentError(f"upsert takes a pandas DataFrame, not a {type(df).__name__}")
+    vectors = check_vectors(vectors)
+    columns = list(df.columns) if payload is None else [payload] if isinstance(payload, str) \
+        else list(payload)
     check_columns(df, columns, "payload=")
     if id_column is not None:
         check_columns(df, [id_column], "id_column=")
+    image_columns = {s.column for s in vectors.values() if isinstance(s, Image)}
+    stored = list(dict.fromkeys([*columns, *(s.column for s in vectors.values())]))
+    check_frame(df, stored)
     problems: list[tuple[int, str, str]] = []
     images: dict[str, dict[int, ImageCell]] = {}
     for name, spec in vectors.items():
         images[name], bad = check_cells(df, name, spec, wire=wire)
         problems.extend(bad)
+    problems.extend(payload_cells(df, [c for c in stored if c not in image_columns]))
+    problems.extend(_label_problems(df.index))
     keys = (df[id_column] if id_column is not None else df.index).tolist()
     ids = [point_id(k) for k in keys]
     seen: set[int | str] = set()
     for pos, pid in enumerate(ids):
-        if pid in seen:
+        if isinstance(pid, int) and pid >= MAX_POINT_ID:
+            problems.append((pos, id_column or "index", f"id {pid} is too large: Qdrant takes "
+                             "ids below 2**64, or UUIDs; use a smaller id or a text label"))
+        elif pid in seen:
             problems.append((pos, id_column or "index",
                              f"duplicate id {keys[pos]!r}: an earlier row has the same id"))
         seen.add(pid)
     # two vectors of one column report the same cell once
     problems = sorted(set(problems), key=lambda p: p[0])
-    bad_positions = {pos for pos, _, _ in problems}
+    bad_positions = sorted({pos for pos, _, _ in problems})
     failed = pd.DataFrame([(df.index[pos], column, why) for pos, column, why in problems],
                           columns=FAILED_COLUMNS)
     if len(failed) and errors == "raise":
-        rows = list(dict.fromkeys(failed["row"]))
+        rows = [df.index[pos] for pos in bad_positions]
         raise InvalidRowsError(
             f"{len(rows)} row(s) cannot be upserted, rows {rows[:10]}"
             f"{' ...' if len(rows) > 10 else ''}: "
@@ -192,8 +213,22 @@ def _plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | None,
               "report.failed. Nothing was written.",
             failed,
         )
-    valid = [pos for pos in range(len(df)) if pos not in bad_positions]
+    skip = set(bad_positions)
+    valid = [pos for pos in range(len(df)) if pos not in skip]
     return _Plan(df, vectors, columns, ids, valid, failed, images, wire, thumbnails)
+
+
+def _label_problems(index: pd.Index) -> list[tuple[int, str, str]]:
+    """Rows whose index label cannot be stored (it goes into the payload to name the row)."""
+    if index.dtype.kind in "iufbmM":
+        return []
+    problems = []
+    for pos, label in enumerate(index.tolist()):
+        try:
+            convert(label)
+        except (PayloadValueError, RecursionError) as exc:
+            problems.append((pos, "index", f"the row label cannot be stored: {exc}"))
+    return problems
 
 
 def to_points(df: pd.DataFrame, vectors: Mapping[str, Spec], *, id_column: str | None = None,
@@ -267,29 +302,36 @@ def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
     """
     store = as_store(client)
     plan = _plan(df, vectors, id_column, payload, errors, wire=store.cloud, thumbnails=thumbnails)
-    created = ensure_collection(store, collection, vectors, id_column)
-    report = UpsertReport(collection=collection, rows=len(df), failed=plan.failed, created=created)
-    table = {name: {"objects": 0, "embedded": 0, "cached": 0} for name in vectors}
+    # a model that cannot load fails after the spec checks and before any collection is made
+    created = ensure_collection(store, collection, plan.vectors, id_column,
+                                prepare=None if store.cloud else lambda: _load_models(plan.vectors))
+    report = UpsertReport(collection=collection, rows=len(df), failed=plan.failed, created=created,
+                          failed_rows=len(df) - len(plan.valid))
+    table = {name: {"objects": 0, "embedded": 0, "cached": 0} for name in plan.vectors}
     # one chunk: a bar per vector's embedding; more: the row bar alone, without a bar per chunk
     embedder = Embedder(progress=progress and len(plan.valid) <= CHUNK_ROWS)
-    with Writer(store, collection, batch_size=batch_size, total=len(plan.valid),
-                progress=progress) as writer:
-        for rows in plan.chunks(CHUNK_ROWS):
-            stored = {} if created else {
-                r.id: r.payload for r in store.retrieve(collection, [row.id for row in rows],
-                                                        payload=[HASH_KEY, OBJECTS_KEY])}
-            upserts, updates, need = _changes(rows, stored)
-            report.unchanged += len(rows) - len(upserts) - len(updates)
-            report.payload_only += sum(1 for p in updates if not need[p.id])
-            points = {p.id: p for p in [*upserts, *updates]}
-            for name, spec in vectors.items():
-                todo = [r for r in rows if name in need.get(r.id, ())]
-                resolved = _resolve(embedder, name, spec, [r.items[name] for r in todo],
-                                    store.cloud, writer.written, table[name])
-                for row, vector in zip(todo, resolved, strict=True):
-                    points[row.id].vectors[name] = vector
-            writer.put(upserts, updates, len(rows))
+    late: list[tuple[Hashable, str, str]] = []  # rows that failed in embedding
+    writer = Writer(store, collection, batch_size=batch_size, total=len(plan.valid),
+                    progress=progress)
+    try:
+        with writer:
+            for rows in plan.chunks(CHUNK_ROWS):
+                _write_chunk(store, collection, plan.vectors, rows, created, embedder, writer,
+                             report, table, late, errors)
+    except KeyboardInterrupt:
+        _discard_if_empty(store, collection, created, writer.written)
+        raise KeyboardInterrupt(
+            f"upsert into {collection!r} interrupted: {writer.written} points were written, "
+            "each complete. Run the same upsert again to write the rest (unchanged rows are "
+            "skipped)") from None
+    except BaseException:
+        _discard_if_empty(store, collection, created, writer.written)
+        raise
     report.upserted = writer.written
+    if late:
+        extra = pd.DataFrame(late, columns=FAILED_COLUMNS)
+        report.failed = extra if not len(report.failed) else pd.concat([report.failed, extra],
+                                                                       ignore_index=True)
     if report.upserted:
         store.finish(collection, progress)
     report.vectors = pd.DataFrame.from_dict(table, orient="index").rename_axis("vector")
@@ -297,6 +339,65 @@ def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
     report.embedded = int(report.vectors["embedded"].sum())
     report.cached = int(report.vectors["cached"].sum())
     return report
+
+
+def _load_models(vectors: Mapping[str, Spec]) -> None:
+    """Load each vector's model now (they are cached), so a ModelError leaves nothing behind."""
+    from qinb import models as registry
+    from qinb.spec import Bm25
+
+    for spec in vectors.values():
+        if isinstance(spec, Bm25):
+            registry.bm25_model(tuple(sorted(spec.model_options.items())))
+        elif isinstance(spec, Image):
+            registry.image_model(spec.model, spec.runtime_options)
+        else:
+            registry.text_model(spec.model, spec.runtime_options)
+
+
+def _discard_if_empty(store: Store, collection: str, created: bool, written: int) -> None:
+    """A failed upsert leaves no collection it created and wrote nothing into."""
+    if created and not written:
+        # the original error matters more than a failed cleanup
+        with contextlib.suppress(Exception):
+            store.delete(collection)
+
+
+def _write_chunk(store: Store, collection: str, vectors: Mapping[str, Spec], rows: list[_Row],
+                 created: bool, embedder: Embedder, writer: Writer, report: UpsertReport,
+                 table: dict[str, dict[str, int]], late: list[tuple[Hashable, str, str]],
+                 errors: str) -> None:
+    """Embed what changed in one chunk of rows and queue its points for the writer."""
+    stored = {} if created else {
+        r.id: r.payload for r in store.retrieve(collection, [row.id for row in rows],
+                                                payload=[HASH_KEY, OBJECTS_KEY])}
+    upserts, updates, need = _changes(rows, stored)
+    unchanged = len(rows) - len(upserts) - len(updates)
+    points = {p.id: p for p in [*upserts, *updates]}
+    dropped: set[int | str] = set()
+    for name, spec in vectors.items():
+        todo = [r for r in rows if name in need.get(r.id, ()) and r.id not in dropped]
+        resolved, reasons = _resolve(embedder, name, spec, [r.items[name] for r in todo],
+                                     store.cloud, table[name])
+        for i, reason in reasons.items():
+            row = todo[i]
+            if errors == "raise":
+                raise InvalidRowsError(
+                    f"row {row.label!r} {spec.column}: {reason}. {writer.written} points were "
+                    "written before it; fix the row and run the same upsert again (written rows "
+                    "are skipped), or pass errors='skip' to store the other rows",
+                    pd.DataFrame([(row.label, spec.column, reason)], columns=FAILED_COLUMNS))
+            late.append((row.label, spec.column, reason))
+            dropped.add(row.id)
+        for row, vector in zip(todo, resolved, strict=True):
+            if vector is not None:
+                points[row.id].vectors[name] = vector
+    report.unchanged += unchanged
+    report.failed_rows += len(dropped)
+    upserts = [p for p in upserts if p.id not in dropped]
+    updates = [p for p in updates if p.id not in dropped]
+    report.payload_only += sum(1 for p in updates if not need[p.id])
+    writer.put(upserts, updates, len(rows))
 
 
 def _changes(rows: list[_Row], stored: Mapping[int | str, Mapping[str, Any]]
@@ -322,21 +423,34 @@ def _changes(rows: list[_Row], stored: Mapping[int | str, Mapping[str, Any]]
 
 
 def _resolve(embedder: Embedder, name: str, spec: Spec, items: list[Item], cloud: bool,
-             written: int, counts: dict[str, int]) -> list[Any]:
-    """Vectors for the items (or the objects themselves, for a server that embeds them)."""
+             counts: dict[str, int]) -> tuple[list[Any], dict[int, str]]:
+    """Vectors for the items (or the objects themselves, for a server that embeds them), and
+    the reason for each item that cannot be embedded (its vector is None)."""
     counts["objects"] += len(items)
     if cloud or not items:
-        return [i.obj for i in items]
-    try:
-        vectors, made, cached = embedder.resolve(items, runtime=spec.runtime_options,
-                                                 desc=f"embedding {name!r}")
-    except QinbError:
-        raise
-    except Exception as exc:
-        raise QinbError(
-            f"embedding vector {name!r} with {spec.model} failed ({type(exc).__name__}: {exc}); "
-            f"{written} points were written before it, and a re-run resumes after them"
-        ) from exc
-    counts["embedded"] += made
-    counts["cached"] += cached
-    return vectors
+        return [i.obj for i in items], {}
+    vectors: list[Any] = []
+    reasons: dict[int, str] = {}
+
+    def run(start: int, part: list[Item]) -> None:
+        try:
+            made, fresh, cached = embedder.resolve(part, runtime=spec.runtime_options,
+                                                   desc=f"embedding {name!r}")
+        except QinbError:
+            raise
+        except Exception as exc:
+            if len(part) == 1:
+                vectors.append(None)
+                reasons[start] = f"{spec.model} cannot embed it ({type(exc).__name__}: {exc})"
+                return
+            # halve until the failing objects are found; the others still get their vectors
+            half = len(part) // 2
+            run(start, part[:half])
+            run(start + half, part[half:])
+            return
+        vectors.extend(made)
+        counts["embedded"] += fresh
+        counts["cached"] += cached
+
+    run(0, items)
+    return vectors, reasons

@@ -12,7 +12,7 @@ from qdrant_client import QdrantClient, models
 from qinb.embed import Embedder, Item, document_item
 from qinb.errors import QueryError
 from qinb.images import ImageCellError, is_pil, load
-from qinb.inference import cell_item, point_id
+from qinb.inference import MAX_POINT_ID, cell_item, point_id
 from qinb.spec import Image, Spec
 from qinb.store import ROW_KEY, Hit, Probe, Store, as_store, saved_specs
 
@@ -128,10 +128,16 @@ def query_vector(collection: str, query: Any, *, using: str,
 def _like_id(like: Hashable, df: pd.DataFrame | None, id_column: str | None) -> int | str:
     """The point id of a source row label (when ``df`` has it) or of a point id."""
     if df is not None and like in df.index:
-        return point_id(df.at[like, id_column] if id_column else like)
-    if isinstance(like, (int, str)):
-        return point_id(like)
-    raise QueryError(f"like={like!r} is neither a row label of the DataFrame nor a point id")
+        # with repeated labels the first row is the one stored (upsert refuses the repeats)
+        target = df.loc[[like]].iloc[0][id_column] if id_column else like
+        found = point_id(target)
+    elif isinstance(like, (int, str)):
+        found = point_id(like)
+    else:
+        raise QueryError(f"like={like!r} is neither a row label of the DataFrame nor a point id")
+    if isinstance(found, int) and found >= MAX_POINT_ID:
+        raise QueryError(f"like={like!r} is no point id: ids are below 2**64, or UUIDs")
+    return found
 
 
 def search(collection: str, query: Any = None, *,
@@ -224,6 +230,7 @@ def hits_frame(points: Sequence[Hit], df: pd.DataFrame | None = None) -> pd.Data
         # columns the payload left out come from the source rows that are still in the frame
         extra = [c for c in df.columns if c not in hits.columns]
         present = [label in df.index for label in hits.index]
-        if extra and all(present):
+        # repeated labels would give one hit several rows, some of them never stored
+        if extra and all(present) and df.index.is_unique:
             hits = hits.join(df[extra])
     return hits

@@ -55,6 +55,7 @@ class Writer:
         self.total = total
         self.written = 0
         self.error: BaseException | None = None
+        self._stop = False  # set when the caller fails or is interrupted: write no more
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._bar = tqdm(total=total, desc=f"upserting {collection!r}", unit="row",
                          disable=not progress or total < 2)
@@ -66,16 +67,16 @@ class Writer:
             job = self._queue.get()
             if job is _DONE:
                 return
-            if self.error is not None:
+            if self.error is not None or self._stop:
                 continue  # drain what is queued after a failure without writing it
             upserts, updates, rows = job
             try:
-                for batch in batches(upserts, self.batch_size):
-                    self.store.upsert(self.collection, batch)
-                    self.written += len(batch)
-                for batch in batches(updates, self.batch_size):
-                    self.store.update(self.collection, batch)
-                    self.written += len(batch)
+                for write, points in ((self.store.upsert, upserts), (self.store.update, updates)):
+                    for batch in batches(points, self.batch_size):
+                        if self._stop:
+                            break
+                        write(self.collection, batch)
+                        self.written += len(batch)
             except BaseException as exc:
                 self.error = exc
             self._bar.update(rows)
@@ -100,6 +101,7 @@ class Writer:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self._stop = kind is not None
         self._queue.put(_DONE)
         self._thread.join()
         self._bar.close()

@@ -77,7 +77,11 @@ def test_a_model_without_local_weights_says_what_to_set(client, corpus, monkeypa
     msg = str(err.value)
     assert f"cannot load model 'BAAI/bge-small-en-v1.5' {where}" in msg
     assert "QINB_MODELS" in msg and "register_local" in msg
-    assert client.count("x") == 0  # the collection exists, nothing half-written
+    # a failed upsert leaves no collection behind, so the corrected retry is not a conflict
+    assert not client.exists("x")
+    report = corpus.qdrant.upsert("x", vectors={"t": qinb.Text("text")}, client=client,
+                                  progress=False)
+    assert (report.created, report.upserted) == (True, len(corpus))
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ what plots and widgets read back. Engine-independent: every engine call goes thr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,15 +34,18 @@ def _sizes(specs: Mapping[str, Spec]) -> tuple[dict[str, int], list[str]]:
 
 
 def ensure_collection(store: Store, collection: str, specs: Mapping[str, Spec],
-                      id_column: str | None) -> bool:
+                      id_column: str | None, prepare: Callable[[], None] | None = None) -> bool:
     """Create the collection from the specs, or check they match it. True if created.
 
     A vector the collection lacks is added to it (its spec saved with the others). Raises
     SpecConflictError, before anything is written, on another model, another size, another
-    column or options, or a stored vector this upsert would drop.
+    column or options, or a stored vector this upsert would drop. ``prepare`` runs after the
+    checks and before the first change (to load models, so that their errors change nothing).
     """
     if not store.exists(collection):
         dense, sparse = _sizes(specs)
+        if prepare is not None:
+            prepare()
         store.create(collection, dense, sparse, specs_to_metadata(specs, id_column))
         return True
     shape = store.shape(collection)
@@ -79,6 +82,8 @@ def ensure_collection(store: Store, collection: str, specs: Mapping[str, Spec],
             + "\n  - ".join(problems)
             + "\nUse another collection name, or delete this one with qinb.connect().delete(name)."
         )
+    if prepare is not None:
+        prepare()
     if new:
         dense, sparse = _sizes(new)
         store.add_vectors(collection, dense, sparse)
