@@ -46,8 +46,9 @@ def options_of(obj: models.Document | models.Image) -> dict[str, Any]:
 
 
 def _key(model: str, content: str, obj: models.Document | models.Image) -> Key:
-    # runtime options change how a model runs, never what it computes
-    options = {k: v for k, v in options_of(obj).items() if k not in registry.RUNTIME_OPTIONS}
+    # runtime options change how a model runs, never what it computes; a credential neither
+    options = {k: v for k, v in options_of(obj).items()
+               if k not in registry.RUNTIME_OPTIONS and not registry.is_secret(k)}
     return (model.lower(), content, json.dumps(options, sort_keys=True, default=str))
 
 

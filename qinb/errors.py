@@ -89,7 +89,13 @@ class QueryError(QinbError, ValueError):
 
 
 class StoreError(QinbError, RuntimeError):
-    """The store failed during a write; the message says how many points were written."""
+    """The store failed or could not be reached; the message names it, the call and the status,
+    and for a write how many points were written. ``uncertain`` is True when a write's answer
+    was lost, so the failed request may have been written too."""
+
+    def __init__(self, message: str, uncertain: bool = False) -> None:
+        super().__init__(message)
+        self.uncertain = uncertain
 
 
 class StoreLockedError(StoreError):

@@ -18,6 +18,7 @@ import difflib
 import functools
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,21 @@ RUNTIME_OPTIONS = frozenset(
         "parallel",
     }
 )
+
+# options holding credentials for a server's model provider: sent with the server call that
+# needs them, never saved, shown or part of an object's identity
+_SECRET = re.compile(r"api[-_]?key|token|secret|password|credential", re.IGNORECASE)
+
+
+def is_secret(option: str) -> bool:
+    """Whether an option name holds a credential (``jina-api-key``, ``openai-api-key``...)."""
+    return bool(_SECRET.search(option))
+
+
+def secret_variable(option: str) -> str:
+    """The environment variable a search reads a secret option from: ``QINB_JINA_API_KEY``."""
+    return "QINB_" + re.sub(r"[^A-Za-z0-9]+", "_", option).strip("_").upper()
+
 
 _registered: dict[str, Path] = {}
 

@@ -9,11 +9,12 @@ from typing import Any, Literal
 import pandas as pd
 from qdrant_client import QdrantClient, models
 
+from qinb import models as registry
 from qinb.embed import Embedder, Item, document_item
 from qinb.errors import QueryError
 from qinb.images import ImageCellError, is_pil, load
 from qinb.inference import MAX_POINT_ID, cell_item, point_id
-from qinb.spec import Image, Spec
+from qinb.spec import Image, Spec, missing_secrets
 from qinb.store import ROW_KEY, Hit, Probe, Store, as_store, saved_specs
 
 __all__ = ["search", "to_filter"]
@@ -111,6 +112,12 @@ def _resolve_queries(specs: Mapping[str, Spec], names: Sequence[str], query: Any
     """Per vector name: the query vector (local) or inference object (the server embeds it)."""
     items = {n: _query_item(specs[n], n, query, cloud) for n in names}
     if cloud:
+        for n in names:
+            for key in missing_secrets(specs[n]):
+                raise QueryError(
+                    f"vector {n!r} is embedded by the server with a {key!r} option, which qinb "
+                    f"never saves: pass secrets={{{key!r}: ...}}, or set the environment "
+                    f"variable {registry.secret_variable(key)}")
         return {n: i.obj for n, i in items.items()}
     embedder = Embedder(progress=False)
     return {n: embedder.resolve([i], runtime=specs[n].runtime_options, query=True)[0][0]
@@ -144,8 +151,8 @@ def search(collection: str, query: Any = None, *,
            using: str | Sequence[str] | None = None, limit: int = 10,
            filter: models.Filter | Mapping[str, Any] | None = None,
            fusion: Literal["rrf", "dbsf"] = "rrf", like: Hashable | None = None,
-           client: Store | QdrantClient | None = None, df: pd.DataFrame | None = None
-           ) -> pd.DataFrame:
+           client: Store | QdrantClient | None = None, df: pd.DataFrame | None = None,
+           secrets: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Search a collection written by qinb; hits come back as a DataFrame.
 
     Parameters
@@ -168,6 +175,10 @@ def search(collection: str, query: Any = None, *,
         Default: the embedded store of :func:`qinb.connect`.
     df : DataFrame, optional
         The source frame: ``like=`` may then be one of its row labels.
+    secrets : dict, optional
+        Credential options (``{"jina-api-key": ...}``) for vectors a server embeds with an
+        outside provider. qinb never saves them; without this argument each is read from its
+        environment variable (``QINB_JINA_API_KEY``).
 
     Returns
     -------
@@ -179,7 +190,7 @@ def search(collection: str, query: Any = None, *,
     >>> qinb.search("docs", "planets of the solar system", using=["text", "bm25"], limit=5)
     """
     store = as_store(client)
-    specs, id_column = saved_specs(store, collection)
+    specs, id_column = saved_specs(store, collection, secrets)
     if using is None and query is not None and is_image_query(query):
         using = [n for n, s in specs.items() if isinstance(s, Image)] or list(specs)
     names = _vector_names(specs, using, collection)

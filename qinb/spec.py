@@ -7,6 +7,7 @@ collection metadata so that a search configures itself from the collection alone
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +17,25 @@ from qdrant_client import models
 from qinb import models as registry
 from qinb.errors import CollectionError, QueryError
 
-__all__ = ["Bm25", "Image", "Spec", "Text", "specs_from_metadata", "specs_to_metadata"]
+__all__ = ["Bm25", "Image", "Spec", "Text", "missing_secrets", "public", "specs_from_metadata",
+           "specs_to_metadata"]
 
 METADATA_KEY = "qinb"
 METADATA_VERSION = 1
+
+
+def public(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Options without credentials: what is saved, shown and compared."""
+    return {k: v for k, v in options.items() if not registry.is_secret(k)}
+
+
+def _repr(spec: Any, fields: Mapping[str, Any]) -> str:
+    """A spec's repr with credentials masked: reprs end up in saved notebooks."""
+    shown = dict(fields)
+    if spec.options:
+        shown["options"] = {k: "***" if registry.is_secret(k) else v
+                            for k, v in spec.options.items()}
+    return f"{type(spec).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
 
 def _split_options(options: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -31,7 +47,7 @@ def _split_options(options: Mapping[str, Any] | None) -> tuple[dict[str, Any], d
     return model_opts, runtime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Text:
     """A dense text vector: each cell of ``column`` embedded by ``model``.
 
@@ -45,7 +61,10 @@ class Text:
         Model for queries when it differs from ``model`` (it must give the same size).
     options : dict, optional
         Model options sent with each ``models.Document``; fastembed runtime options
-        (``cache_dir``, ``threads``, ``specific_model_path``...) stay local.
+        (``cache_dir``, ``threads``, ``specific_model_path``...) stay local. Credentials
+        (options named like ``*api-key``, ``*token``, ``*secret``) go only to the server call
+        that needs them: they are never saved with the collection or shown, and a search asks
+        for them again (``secrets=`` or the ``QINB_<OPTION>`` environment variable).
 
     Examples
     --------
@@ -66,6 +85,10 @@ class Text:
     @property
     def runtime_options(self) -> dict[str, Any]:
         return _split_options(self.options)[1]
+
+    def __repr__(self) -> str:
+        return _repr(self, {"column": self.column, "model": self.model,
+                            "query_model": self.query_model})
 
     @property
     def size(self) -> int:
@@ -90,12 +113,13 @@ class Text:
             "column": self.column,
             "model": self.model,
             "query_model": self.query_model,
-            "options": self.model_options,
+            "options": public(self.model_options),
+            "secrets": sorted(set(self.model_options) - set(public(self.model_options))),
             "size": self.size,
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Image(Text):
     """A dense image vector: each image cell of ``column`` embedded by a vision model.
 
@@ -118,7 +142,7 @@ class Image(Text):
         return models.Image(image=image, model=self.model, options=self.model_options or None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Bm25:
     """A sparse BM25 vector of ``column`` (Qdrant's ``qdrant/bm25``, IDF applied by the engine).
 
@@ -153,6 +177,9 @@ class Bm25:
     def runtime_options(self) -> dict[str, Any]:
         return {}
 
+    def __repr__(self) -> str:
+        return _repr(self, {"column": self.column, "language": self.language})
+
     def document(self, text: str, *, query: bool = False) -> models.Document:
         """The inference object for ``text``, as a Qdrant server would receive it."""
         return models.Document(text=text, model=self.model, options=self.model_options)
@@ -162,7 +189,8 @@ class Bm25:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "column": self.column, "model": self.model,
-                "options": self.model_options}
+                "options": public(self.model_options),
+                "secrets": sorted(set(self.model_options) - set(public(self.model_options)))}
 
 
 Spec = Text | Image | Bm25
@@ -179,8 +207,13 @@ def specs_to_metadata(specs: Mapping[str, Spec], id_column: str | None) -> dict[
     }
 
 
-def specs_from_metadata(collection: str, metadata: Mapping[str, Any] | None) -> dict[str, Spec]:
-    """Rebuild the specs saved by qinb in a collection's metadata."""
+def specs_from_metadata(collection: str, metadata: Mapping[str, Any] | None,
+                        secrets: Mapping[str, str] | None = None) -> dict[str, Spec]:
+    """Rebuild the specs saved by qinb in a collection's metadata.
+
+    Credentials are not saved: each comes from ``secrets`` or its ``QINB_<OPTION>`` environment
+    variable, else its option is None (a server that needs it is then not asked).
+    """
     saved = (metadata or {}).get(METADATA_KEY)
     if not saved:
         raise CollectionError(
@@ -189,17 +222,24 @@ def specs_from_metadata(collection: str, metadata: Mapping[str, Any] | None) -> 
         )
     specs: dict[str, Spec] = {}
     for name, d in saved["vectors"].items():
+        options = public(d.get("options") or {})
+        for key in d.get("secrets") or []:
+            options[key] = (secrets or {}).get(key) or os.environ.get(registry.secret_variable(key))
         if d["kind"] in ("text", "image"):
             cls = Image if d["kind"] == "image" else Text
             specs[name] = cls(d["column"], model=d["model"], query_model=d.get("query_model"),
-                               options=d.get("options") or None)
+                               options=options or None)
         elif d["kind"] == "bm25":
-            opts = dict(d.get("options") or {})
-            specs[name] = Bm25(d["column"], language=opts.pop("language", "english"),
-                               options=opts or None)
+            language = options.pop("language", "english")
+            specs[name] = Bm25(d["column"], language=language, options=options or None)
         else:
             raise CollectionError(
                 f"collection {collection!r} has a {d['kind']!r} vector {name!r} that this "
                 "version of qinb does not know; upgrade qinb"
             )
     return specs
+
+
+def missing_secrets(spec: Spec) -> list[str]:
+    """The credential options of ``spec`` that no argument or environment variable gave."""
+    return [k for k, v in spec.model_options.items() if registry.is_secret(k) and v is None]

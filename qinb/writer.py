@@ -10,7 +10,7 @@ from typing import Any
 
 from qdrant_client import models
 
-from qinb.errors import StoreError
+from qinb.errors import QinbError, StoreError
 from qinb.store import Point, Store
 
 __all__ = ["Writer"]
@@ -89,11 +89,15 @@ class Writer:
     def _raise(self) -> None:
         if self.error is not None:
             exc = self.error
+            uncertain = isinstance(exc, StoreError) and exc.uncertain
+            count = f"at least {self.written}" if uncertain else str(self.written)
+            # a store error already names the store and the call
+            detail = (str(exc) if isinstance(exc, QinbError) else
+                      f"writing to {self.store.where()} failed ({type(exc).__name__}: {exc})")
             raise StoreError(
-                f"writing to {self.collection!r} in {self.store.where()} failed after "
-                f"{self.written} of {self.total} points ({type(exc).__name__}: {exc}). The "
-                "points written are complete; run the same upsert again to write the rest "
-                "(unchanged rows are skipped)"
+                f"upsert into {self.collection!r} stopped after {count} of {self.total} points: "
+                f"{detail}. The points written are complete; run the same upsert again to write "
+                "the rest (unchanged rows are skipped)", uncertain=uncertain,
             ) from exc
 
     def __enter__(self) -> Writer:

@@ -7,12 +7,12 @@ every request body is validated against ../shared/qdrant-openapi.json.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fakeserver import FakeServer
 
 import qinb
 
@@ -22,71 +22,6 @@ pytestmark = pytest.mark.skipif(
     reason=f"Qdrant's OpenAPI schema is not at {SCHEMA_FILE} (it lives in ../shared beside the repo)",
 )
 RUNTIME = {"cache_dir", "threads", "specific_model_path", "providers", "lazy_load"}
-
-
-class FakeServer:
-    """Just enough of Qdrant's REST API for collection creation, upsert and query."""
-
-    def __init__(self, schema: dict[str, Any]) -> None:
-        self.schema = schema
-        self.collections: dict[str, dict[str, Any]] = {}
-        self.points: dict[str, dict[Any, dict[str, Any]]] = {}
-        self.requests: list[tuple[str, str, Any]] = []
-
-    def request_schema(self, method: str, path: str) -> dict[str, Any] | None:
-        for template, ops in self.schema["paths"].items():
-            pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
-            if re.match(pattern, path) and method.lower() in ops:
-                body = ops[method.lower()].get("requestBody")
-                return body["content"]["application/json"]["schema"] if body else None
-        raise AssertionError(f"{method} {path} is not in Qdrant's API")
-
-    def validate(self, method: str, path: str, body: Any) -> None:
-        from openapi_schema_validator import OAS30Validator
-
-        schema = self.request_schema(method, path)
-        if schema is not None:
-            OAS30Validator({**schema, "components": self.schema["components"]}).validate(body)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content) if request.content else None
-        path, method = request.url.path, request.method
-        self.validate(method, path, body)
-        self.requests.append((method, path, body))
-        name = path.split("/")[2] if path.count("/") >= 2 else ""
-        if path.endswith("/exists"):
-            return ok({"exists": name in self.collections})
-        if method == "PUT" and path == f"/collections/{name}":
-            self.collections[name] = body
-            return ok(True)
-        if method == "GET" and path == f"/collections/{name}":
-            created = self.collections[name]
-            return ok({
-                "status": "green", "optimizer_status": "ok", "segments_count": 1,
-                "payload_schema": {},
-                "config": {
-                    "params": {"vectors": created.get("vectors", {}),
-                               "sparse_vectors": created.get("sparse_vectors")},
-                    "hnsw_config": {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000},
-                    "optimizer_config": {"default_segment_number": 0, "flush_interval_sec": 5},
-                    "metadata": created.get("metadata"),
-                },
-            })
-        if method == "PUT" and path.endswith("/points"):
-            for point in body["points"]:
-                self.points.setdefault(name, {})[point["id"]] = point
-            return ok({"operation_id": 1, "status": "completed"})
-        if method == "POST" and path.endswith("/points"):  # retrieve by ids
-            stored = self.points.get(name, {})
-            return ok([{"id": i, "payload": stored[i].get("payload")} for i in body["ids"] if i in stored])
-        if path.endswith("/points/query"):
-            return ok({"points": [{"id": 7, "version": 1, "score": 0.9,
-                                   "payload": {"text": "Mars", "_qinb_row": "doc01"}}]})
-        raise AssertionError(f"unexpected request {method} {path}")
-
-
-def ok(result: Any) -> httpx.Response:
-    return httpx.Response(200, json={"result": result, "status": "ok", "time": 0.0})
 
 
 @pytest.fixture

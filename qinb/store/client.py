@@ -3,12 +3,18 @@ inference), or qdrant-client's local mode."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import email.utils
+import functools
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 from qdrant_client import QdrantClient, models
 
+from qinb.errors import QinbError, QueryError, StoreError
 from qinb.store.base import (
     Hit,
     Point,
@@ -24,6 +30,97 @@ from qinb.store.base import (
 __all__ = ["ClientStore"]
 
 FUSIONS = {"rrf": models.Fusion.RRF, "dbsf": models.Fusion.DBSF}
+RETRY_STATUSES = (429, 503)
+TRIES = 4  # one call and three retries of a busy server
+BACKOFF = 1.0  # seconds before the first retry when the server does not say (doubling)
+MAX_WAIT = 30.0  # a longer Retry-After is reported, not waited for
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _status(exc: BaseException) -> tuple[int | None, float | None]:
+    """The HTTP status of a failed call and the seconds its Retry-After asks for."""
+    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+    from qdrant_client.http.exceptions import UnexpectedResponse
+
+    if isinstance(exc, ResourceExhaustedResponse):
+        return 429, float(exc.retry_after_s)
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code, _retry_after(exc.headers.get("Retry-After"))
+    return None, None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: a number, or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value) if value else None
+        return None if when is None else max(0.0, when.timestamp() - time.time())
+
+
+def _detail(exc: BaseException) -> str:
+    """What the server said, or what went wrong on the way, in one short line."""
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    if isinstance(exc, UnexpectedResponse):
+        try:
+            said = json.loads(exc.content)["status"]["error"]
+        except Exception:
+            said = exc.content[:200].decode("utf-8", "replace").strip() or exc.reason_phrase
+        return f"{exc.status_code} {exc.reason_phrase}: {said}".strip(": ")
+    if isinstance(exc, ResponseHandlingException):
+        exc = exc.source
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _advice(status: int | None, exc: BaseException) -> str:
+    import httpx
+    from qdrant_client.http.exceptions import ResponseHandlingException
+
+    source = exc.source if isinstance(exc, ResponseHandlingException) else exc
+    if status in (401, 403):
+        return "the server refused the credentials: check api_key="
+    if status in RETRY_STATUSES:
+        return f"the server stayed busy over {TRIES} tries: try again later, or lower batch_size="
+    if isinstance(source, httpx.TimeoutException):
+        return "the server did not answer in time: try again, or pass timeout= to qinb.connect"
+    if isinstance(source, (httpx.ConnectError, httpx.NetworkError, ConnectionError)):
+        return "cannot reach it: check that the server runs and that the URL is right"
+    if status is not None and status >= 500:
+        return "the server failed: see its log, then try again"
+    return "see the detail above"
+
+
+def _guarded(what: str, *, write: bool = False) -> Callable[[F], F]:
+    """Run an engine call with retries of a busy server (429/503, honouring Retry-After), and
+    turn every failure into a StoreError (a QueryError for a query the server refused) that
+    names the store, the call and the status."""
+
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        def call(self: ClientStore, *args: Any, **kwargs: Any) -> Any:
+            described = what.format(args[0] if args else kwargs.get("collection"))
+            for attempt in range(TRIES):
+                try:
+                    with self._lock:
+                        return method(self, *args, **kwargs)
+                except QinbError:
+                    raise
+                except Exception as exc:
+                    status, wait = _status(exc)
+                    if status in RETRY_STATUSES and attempt + 1 < TRIES:
+                        wait = BACKOFF * 2**attempt if wait is None else wait
+                        if wait <= MAX_WAIT:
+                            time.sleep(wait)
+                            continue
+                    raise self._error(described, exc, status, write) from exc
+            raise AssertionError("unreachable")  # the last try returns or raises
+
+        return call  # type: ignore[return-value]
+
+    return wrap
 
 
 def _wire(vector: StoredVector) -> Any:
@@ -63,6 +160,29 @@ class ClientStore(Store):
         self.client = client
         self.cloud = bool(getattr(client, "cloud_inference", False))
         self._where = where
+        # local mode is not safe from several threads (a widget callback and a running cell);
+        # a server is, and takes calls from several threads at once
+        self._lock: Any = threading.RLock() if self._local() else _NoLock()
+
+    def _local(self) -> bool:
+        from qdrant_client.local.qdrant_local import QdrantLocal
+
+        return isinstance(getattr(self.client, "_client", None), QdrantLocal)
+
+    def _error(self, what: str, exc: BaseException, status: int | None,
+               write: bool) -> QinbError:
+        import httpx
+        from qdrant_client.http.exceptions import ResponseHandlingException
+
+        source = exc.source if isinstance(exc, ResponseHandlingException) else exc
+        lost = write and isinstance(source, httpx.TimeoutException)
+        message = (f"{what} in {self.where()} failed ({_detail(exc)}); "
+                   f"{_advice(status, exc)}")
+        if lost:
+            message += ". The answer was lost, so this request may have been written"
+        if what.startswith("querying") and status in (400, 422):
+            return QueryError(message)
+        return StoreError(message, uncertain=lost)
 
     def where(self) -> str:
         if self._where:
@@ -71,12 +191,15 @@ class ClientStore(Store):
         url = getattr(inner, "rest_uri", None)
         return str(url) if url else "qdrant-client local mode"
 
+    @_guarded("listing the collections")
     def collections(self) -> list[str]:
         return [c.name for c in self.client.get_collections().collections]
 
+    @_guarded("checking collection {0!r}")
     def exists(self, collection: str) -> bool:
         return bool(self.client.collection_exists(collection))
 
+    @_guarded("creating collection {0!r}", write=True)
     def create(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
                metadata: Mapping[str, Any]) -> None:
         self.client.create_collection(
@@ -87,6 +210,7 @@ class ClientStore(Store):
                                    for n in sparse},
             metadata=dict(metadata))
 
+    @_guarded("adding vectors to collection {0!r}", write=True)
     def add_vectors(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str]) -> None:
         for name, size in dense.items():
             self.client.create_vector_name(collection, name, models.DenseVectorNameConfig(
@@ -95,6 +219,7 @@ class ClientStore(Store):
             self.client.create_vector_name(collection, name, models.SparseVectorNameConfig(
                 sparse=models.SparseVectorConfig(modifier=models.Modifier.IDF)))
 
+    @_guarded("reading collection {0!r}")
     def shape(self, collection: str) -> Shape:
         config = self.client.get_collection(collection).config
         vectors = config.params.vectors if isinstance(config.params.vectors, dict) else {}
@@ -102,18 +227,22 @@ class ClientStore(Store):
                      sparse=frozenset(config.params.sparse_vectors or {}),
                      metadata=dict(config.metadata or {}))
 
+    @_guarded("saving the specs of collection {0!r}", write=True)
     def save_metadata(self, collection: str, metadata: Mapping[str, Any]) -> None:
         self.client.update_collection(collection, metadata=dict(metadata))
 
+    @_guarded("deleting collection {0!r}", write=True)
     def delete(self, collection: str) -> None:
         self.client.delete_collection(collection)
 
+    @_guarded("writing points to collection {0!r}", write=True)
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
         self.client.upsert(collection, wait=True, points=[
             models.PointStruct(id=p.id, payload=p.payload,
                                vector={n: _wire(v) for n, v in p.vectors.items()})
             for p in points])
 
+    @_guarded("updating points of collection {0!r}", write=True)
     def update(self, collection: str, points: Sequence[Point]) -> None:
         with_vectors = [p for p in points if p.vectors]
         if with_vectors:
@@ -129,12 +258,14 @@ class ClientStore(Store):
                        {n: _read(v) for n, v in (r.vector or {}).items()}
                        if isinstance(r.vector, dict) else {}) for r in raw]
 
+    @_guarded("reading points of collection {0!r}")
     def retrieve(self, collection: str, ids: Sequence[PointId], *,
                  payload: bool | Sequence[str] = True,
                  vectors: bool | Sequence[str] = False) -> list[Record]:
         return self._records(self.client.retrieve(collection, list(ids), with_payload=_selector(payload),
                                                   with_vectors=_vectors(vectors)))
 
+    @_guarded("reading points of collection {0!r}")
     def scroll(self, collection: str, *, limit: int, offset: PointId | None = None,
                payload: bool | Sequence[str] = True, exclude: Sequence[str] = (),
                vectors: bool | Sequence[str] = False) -> tuple[list[Record], PointId | None]:
@@ -143,9 +274,11 @@ class ClientStore(Store):
                                          with_vectors=_vectors(vectors))
         return self._records(page), None if after is None else plain_id(after)
 
+    @_guarded("counting the points of collection {0!r}")
     def count(self, collection: str) -> int:
         return int(self.client.count(collection, exact=True).count)
 
+    @_guarded("querying collection {0!r}")
     def query(self, collection: str, probes: Sequence[Probe], *, limit: int,
               filter: models.Filter | None = None, fusion: str | None = None,
               depth: int = 50) -> list[Hit]:
@@ -163,3 +296,13 @@ class ClientStore(Store):
 
     def close(self) -> None:
         self.client.close()
+
+
+class _NoLock:
+    """A lock that never blocks, for a server: it serialises nothing."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

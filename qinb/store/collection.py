@@ -9,14 +9,16 @@ from typing import Any
 import numpy as np
 
 from qinb.errors import CollectionError, SpecConflictError
-from qinb.spec import Bm25, Spec, specs_from_metadata, specs_to_metadata
+from qinb.spec import Bm25, Spec, public, specs_from_metadata, specs_to_metadata
 from qinb.store.base import PointId, Store
 
 __all__ = ["dense_vectors", "ensure_collection", "sample_payloads", "saved_specs"]
 
 
-def saved_specs(store: Store, collection: str) -> tuple[dict[str, Spec], str | None]:
-    """The specs and id column saved with a collection."""
+def saved_specs(store: Store, collection: str, secrets: Mapping[str, str] | None = None
+                ) -> tuple[dict[str, Spec], str | None]:
+    """The specs and id column saved with a collection (credentials from ``secrets`` or the
+    environment: they are never saved)."""
     if not store.exists(collection):
         known = ", ".join(store.collections()) or "none"
         raise CollectionError(
@@ -24,7 +26,7 @@ def saved_specs(store: Store, collection: str) -> tuple[dict[str, Spec], str | N
             f"{known}); create it with df.qdrant.upsert"
         )
     metadata = store.shape(collection).metadata
-    specs = specs_from_metadata(collection, metadata)
+    specs = specs_from_metadata(collection, metadata, secrets)
     return specs, (metadata or {}).get("qinb", {}).get("id_column")
 
 
@@ -67,10 +69,13 @@ def ensure_collection(store: Store, collection: str, specs: Mapping[str, Spec],
                 f"vector {name!r}: the collection has {old_model} ({shape.dense[name]}-d), "
                 f"this upsert has {spec.model} ({spec.size}-d)"
             )
-        elif old and (old.get("column"), old.get("options")) != (spec.column, spec.model_options):
+        elif old and (old.get("column"), public(old.get("options") or {})) != (
+                spec.column, public(spec.model_options)):
+            # credentials are left out: never shown, and a rotated key is no conflict
             problems.append(
                 f"vector {name!r}: the collection embeds column {old.get('column')!r} with options "
-                f"{old.get('options')}, this upsert column {spec.column!r} with {spec.model_options}"
+                f"{public(old.get('options') or {})}, this upsert column {spec.column!r} with "
+                f"{public(spec.model_options)}"
             )
     for name in [*shape.dense, *shape.sparse]:
         if name not in specs:
@@ -84,9 +89,12 @@ def ensure_collection(store: Store, collection: str, specs: Mapping[str, Spec],
         )
     if prepare is not None:
         prepare()
-    if new:
-        dense, sparse = _sizes(new)
-        store.add_vectors(collection, dense, sparse)
+    # metadata an older qinb saved with credentials in it is rewritten without them
+    scrub = any(public(v.get("options") or {}) != (v.get("options") or {}) for v in saved.values())
+    if new or scrub:
+        if new:
+            dense, sparse = _sizes(new)
+            store.add_vectors(collection, dense, sparse)
         old_id_column = (shape.metadata.get("qinb") or {}).get("id_column")
         store.save_metadata(collection, {**shape.metadata, **specs_to_metadata(specs, old_id_column)})
     return False

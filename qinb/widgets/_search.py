@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         The source frame: hits are labelled with its index and "more like this" uses row labels.
     limit : int
         Initial number of hits.
+    secrets : dict, optional
+        Credential options for a server's model provider, as :func:`qinb.search` takes them.
 
     Examples
     --------
@@ -49,11 +51,12 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
     """
 
     def __init__(self, collection: str, client: Any = None, df: pd.DataFrame | None = None,
-                 limit: int = 12) -> None:
+                 limit: int = 12, secrets: Mapping[str, str] | None = None) -> None:
         self.collection = collection
         self.client = as_store(client)
         self.df = df
-        self.specs, _ = saved_specs(self.client, collection)
+        self._secrets = secrets  # never shown: not a trait, so not in the widget state
+        self.specs, _ = saved_specs(self.client, collection, secrets)
         self.results = pd.DataFrame(columns=["score", "rank", "id"])
         self._last: dict[str, Any] | None = None
         self._facets = cards.facets(self.client, collection, self.specs)
@@ -118,7 +121,8 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         try:
             hits = run_search(self.collection, image if image is not None else text, like=like,
                               using=using or None, limit=self.limit.value, filter=self.filter(),
-                              fusion=self.fusion.value, client=self.client, df=self.df)
+                              fusion=self.fusion.value, client=self.client, df=self.df,
+                              secrets=self._secrets)
         except QinbError as exc:
             return self._fail(str(exc))
         except Exception as exc:  # a notebook user sees words, never a traceback
@@ -175,6 +179,6 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
 
 
 def widget(collection: str, *, client: Any = None, df: pd.DataFrame | None = None,
-           limit: int = 12) -> SearchWidget:
+           limit: int = 12, secrets: Mapping[str, str] | None = None) -> SearchWidget:
     """A :class:`SearchWidget` for ``collection`` (the twin of ``df.qdrant.widget``)."""
-    return SearchWidget(collection, client=client, df=df, limit=limit)
+    return SearchWidget(collection, client=client, df=df, limit=limit, secrets=secrets)

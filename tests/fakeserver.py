@@ -1,0 +1,101 @@
+"""A minimal stateful Qdrant server on an httpx mock transport, validating every request body
+against Qdrant's official OpenAPI schema, and able to fail the ways a real server does."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+class FakeServer:
+    """Just enough of Qdrant's REST API for collection creation, upsert and query."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self.collections: dict[str, dict[str, Any]] = {}
+        self.points: dict[str, dict[Any, dict[str, Any]]] = {}
+        self.requests: list[tuple[str, str, Any]] = []
+        self.faults: list[list[Any]] = []  # [pattern, response or exception, times left]
+
+    def fail(self, pattern: str, answer: httpx.Response | Exception | Callable[[], Any],
+             times: int = 1) -> None:
+        """Answer the next ``times`` requests whose "METHOD /path" matches ``pattern`` with
+        ``answer`` (a response, or an exception the transport raises)."""
+        self.faults.append([re.compile(pattern), answer, times])
+
+    def _fault(self, method: str, path: str) -> httpx.Response | None:
+        for fault in self.faults:
+            if fault[2] > 0 and fault[0].search(f"{method} {path}"):
+                fault[2] -= 1
+                answer = fault[1]() if callable(fault[1]) else fault[1]
+                if isinstance(answer, Exception):
+                    raise answer
+                return answer
+        return None
+
+    def request_schema(self, method: str, path: str) -> dict[str, Any] | None:
+        for template, ops in self.schema["paths"].items():
+            pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
+            if re.match(pattern, path) and method.lower() in ops:
+                body = ops[method.lower()].get("requestBody")
+                return body["content"]["application/json"]["schema"] if body else None
+        raise AssertionError(f"{method} {path} is not in Qdrant's API")
+
+    def validate(self, method: str, path: str, body: Any) -> None:
+        from openapi_schema_validator import OAS30Validator
+
+        schema = self.request_schema(method, path)
+        if schema is not None:
+            OAS30Validator({**schema, "components": self.schema["components"]}).validate(body)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        path, method = request.url.path, request.method
+        self.validate(method, path, body)
+        self.requests.append((method, path, body))
+        faulted = self._fault(method, path)
+        if faulted is not None:
+            return faulted
+        name = path.split("/")[2] if path.count("/") >= 2 else ""
+        if method == "GET" and path == "/collections":
+            return ok({"collections": [{"name": n} for n in self.collections]})
+        if method == "DELETE" and path == f"/collections/{name}":
+            self.collections.pop(name, None)
+            self.points.pop(name, None)
+            return ok(True)
+        if path.endswith("/exists"):
+            return ok({"exists": name in self.collections})
+        if method == "PUT" and path == f"/collections/{name}":
+            self.collections[name] = body
+            return ok(True)
+        if method == "GET" and path == f"/collections/{name}":
+            created = self.collections[name]
+            return ok({
+                "status": "green", "optimizer_status": "ok", "segments_count": 1,
+                "payload_schema": {},
+                "config": {
+                    "params": {"vectors": created.get("vectors", {}),
+                               "sparse_vectors": created.get("sparse_vectors")},
+                    "hnsw_config": {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000},
+                    "optimizer_config": {"default_segment_number": 0, "flush_interval_sec": 5},
+                    "metadata": created.get("metadata"),
+                },
+            })
+        if method == "PUT" and path.endswith("/points"):
+            for point in body["points"]:
+                self.points.setdefault(name, {})[point["id"]] = point
+            return ok({"operation_id": 1, "status": "completed"})
+        if method == "POST" and path.endswith("/points"):  # retrieve by ids
+            stored = self.points.get(name, {})
+            return ok([{"id": i, "payload": stored[i].get("payload")} for i in body["ids"] if i in stored])
+        if path.endswith("/points/query"):
+            return ok({"points": [{"id": 7, "version": 1, "score": 0.9,
+                                   "payload": {"text": "Mars", "_qinb_row": "doc01"}}]})
+        raise AssertionError(f"unexpected request {method} {path}")
+
+
+def ok(result: Any) -> httpx.Response:
+    return httpx.Response(200, json={"result": result, "status": "ok", "time": 0.0})
