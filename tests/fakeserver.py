@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+
 class FakeServer:
     """Just enough of Qdrant's REST API for collection creation, upsert and query."""
 
