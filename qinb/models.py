@@ -232,10 +232,12 @@ def bm25_model(options: tuple[tuple[str, Any], ...]) -> Any:
     require("qdrant_edge", "local")
     import qdrant_edge
 
+    # a credential is for a server's provider: BM25 here takes none, and none is shown
+    config = {k: v for k, v in options if not is_secret(k)}
     try:
-        return qdrant_edge.Bm25(qdrant_edge.Bm25Config(**dict(options)))
+        return qdrant_edge.Bm25(qdrant_edge.Bm25Config(**config))
     except (TypeError, ValueError) as exc:
-        raise ModelError(f"invalid BM25 options {dict(options)}: {exc}") from exc
+        raise ModelError(f"invalid BM25 options {config}: {exc}") from exc
 
 
 def build_minilm(dest: str | os.PathLike[str] | None = None) -> Path:
