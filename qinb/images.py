@@ -14,15 +14,21 @@ import io
 import os
 import re
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ImageCell", "ImageCellError", "load", "thumbnail_column"]
+__all__ = ["ImageCell", "ImageCellError", "is_url", "load", "load_urls", "thumbnail_column"]
 
-URL_TIMEOUT = 10.0
+URL_TIMEOUT = 10.0  # seconds between two reads
+URL_DEADLINE = 30.0  # seconds for a whole URL, however slowly it trickles
+URL_WORKERS = 8  # URLs fetched at once
 MAX_BYTES = 20 * 1024 * 1024
+# image models scale the short side to ~224 pixels: a 20000x2 image would become 2.2 million
+# pixels wide and take gigabytes, so long thin images are refused
+MAX_ASPECT = 20
 # Qdrant's request limit is 32 MB; one base64 image stays well below it
 MAX_WIRE_BYTES = 8 * 1024 * 1024
 THUMBNAIL_SIZE = 128
@@ -78,23 +84,41 @@ def _jpeg(image: Any, size: int) -> bytes:
 
 
 def _check(data: bytes) -> None:
-    """Raise ImageCellError unless Pillow can fully decode ``data`` within its pixel limit."""
-    from PIL import Image
+    """Raise ImageCellError unless Pillow can fully decode ``data`` within its pixel limit, and
+    its shape is one an image model can resize without a blow-up."""
+    from PIL import Image, UnidentifiedImageError
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(io.BytesIO(data)) as image:
+                _check_size(*image.size)
                 image.load()
+        except ImageCellError:
+            raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageCellError(f"image too large (decompression bomb guard): {exc}") from None
+        except UnidentifiedImageError:
+            raise ImageCellError("not an image: Pillow knows no image format in these bytes"
+                                 ) from None
         except Exception as exc:
             raise ImageCellError(f"not a readable image ({type(exc).__name__}: {exc})") from None
+
+
+def _check_size(width: int, height: int) -> None:
+    if not width or not height:
+        raise ImageCellError(f"empty image ({width}x{height} pixels)")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageCellError(
+            f"image of {width}x{height} pixels is too long and thin: an image model scales its "
+            f"short side up to ~224 pixels, which would take gigabytes; crop or pad it to an "
+            f"aspect ratio under {MAX_ASPECT}:1")
 
 
 def _fetch(url: str) -> bytes:
     import httpx
 
+    deadline = time.monotonic() + URL_DEADLINE
     try:
         with httpx.stream("GET", url, timeout=URL_TIMEOUT, follow_redirects=True) as response:
             response.raise_for_status()
@@ -103,6 +127,8 @@ def _fetch(url: str) -> bytes:
                 size += len(chunk)
                 if size > MAX_BYTES:
                     raise ImageCellError(f"URL {url} is larger than {MAX_BYTES // 2**20} MB")
+                if time.monotonic() > deadline:
+                    raise ImageCellError(f"URL {url} took longer than {URL_DEADLINE:.0f} s")
                 chunks.append(chunk)
             return b"".join(chunks)
     except httpx.HTTPError as exc:
@@ -130,9 +156,7 @@ def load(value: Any, *, fetch: bool = True) -> ImageCell:
     if isinstance(value, models.Image):
         value = value.image
     if is_pil(value):
-        out = io.BytesIO()
-        value.save(out, format="PNG")
-        data, source = out.getvalue(), "<PIL image>"
+        data, source = _png(value), "<PIL image>"
     elif isinstance(value, (bytes, bytearray, memoryview)):
         data, source = bytes(value), "<bytes>"
     elif isinstance(value, (str, os.PathLike)):
@@ -147,13 +171,13 @@ def load(value: Any, *, fetch: bool = True) -> ImageCell:
             raise ImageCellError(
                 f"unsupported URL scheme {scheme.group(1)!r} in {text!r}: use http(s), a path, "
                 "bytes or a PIL image")
-        elif decoded is not None and (text.startswith("data:") or not Path(text).exists()):
+        elif decoded is not None and (text.startswith("data:") or not _exists(text)):
             data, source = decoded, "<base64>"
+            if not text.startswith("data:") and not _known_format(data):
+                raise ImageCellError(f"a text of {len(text)} characters is not a path, URL or "
+                                     "base64 image")
         else:
-            path = Path(text).expanduser()
-            if not path.is_file():
-                raise ImageCellError(f"file not found: {path}")
-            data, source = path.read_bytes(), str(path)
+            data, source = _read_file(text)
     else:
         raise ImageCellError(
             f"not an image: {type(value).__name__}; use a path, URL, PIL image, bytes or base64")
@@ -161,6 +185,81 @@ def load(value: Any, *, fetch: bool = True) -> ImageCell:
         raise ImageCellError(f"image of {len(data) // 2**20} MB is larger than {MAX_BYTES // 2**20} MB")
     _check(data)
     return ImageCell(data, source, url, hashlib.sha256(data).hexdigest())
+
+
+def _png(image: Any) -> bytes:
+    """An in-memory PIL image as PNG bytes; modes PNG cannot hold (CMYK, F...) become RGB."""
+    _check_size(*image.size)
+    if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"):
+        try:
+            image = image.convert("RGB")
+        except Exception as exc:
+            raise ImageCellError(f"a PIL image in mode {image.mode} that cannot become RGB "
+                                 f"({type(exc).__name__}: {exc})") from None
+    out = io.BytesIO()
+    try:
+        image.save(out, format="PNG")
+    except Exception as exc:
+        raise ImageCellError(f"a PIL image that cannot be saved ({type(exc).__name__}: {exc})"
+                             ) from None
+    return out.getvalue()
+
+
+def _read_file(text: str) -> tuple[bytes, str]:
+    path = Path(text).expanduser()
+    try:
+        if not path.is_file():
+            raise ImageCellError(f"file not found: {_short(text)}")
+        return path.read_bytes(), str(path)
+    except OSError as exc:
+        # a long text is no path: say what it is instead of "File name too long"
+        what = (f"a text of {len(text)} characters is not a path, URL or base64 image"
+                if len(text) > 255 else f"cannot read {path}: {exc.strerror or exc}")
+        raise ImageCellError(what) from None
+
+
+def _known_format(data: bytes) -> bool:
+    """Whether Pillow recognises an image format in ``data`` (without decoding it)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)):
+            return True
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+    except Exception:  # the full check after this says what is wrong
+        return True
+
+
+def _exists(text: str) -> bool:
+    try:
+        return Path(text).exists()
+    except OSError:  # a name too long for the file system is no file
+        return False
+
+
+def _short(text: str, width: int = 80) -> str:
+    return text if len(text) <= width else f"{text[:width - 20]}…{text[-19:]}"
+
+
+def load_urls(urls: list[str]) -> dict[str, ImageCell | ImageCellError]:
+    """Fetch several http(s) URLs at once (at most ``URL_WORKERS``), each under the same
+    rules as :func:`load`; a failure is returned as its ImageCellError."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(url: str) -> ImageCell | ImageCellError:
+        try:
+            return load(url)
+        except ImageCellError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=URL_WORKERS, thread_name_prefix="qinb-fetch") as pool:
+        return dict(zip(urls, pool.map(one, urls), strict=True))
+
+
+def is_url(value: Any) -> bool:
+    """Whether a cell is an http(s) URL."""
+    return isinstance(value, str) and value[:8].lower().startswith(("http://", "https://"))
 
 
 def is_pil(value: Any) -> bool:

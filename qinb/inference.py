@@ -18,7 +18,7 @@ import pandas as pd
 
 from qinb.embed import Item, document_item, image_item
 from qinb.errors import ArgumentError, ColumnError, ColumnTypeError
-from qinb.images import ImageCell, ImageCellError, load
+from qinb.images import ImageCell, ImageCellError, is_url, load, load_urls
 from qinb.payload import RESERVED_PREFIX, PayloadValueError, check_text, convert
 from qinb.spec import Bm25, Image, Spec, Text
 
@@ -157,21 +157,30 @@ def _image_cells(series: pd.Series, spec: Image, wire: bool
 
     found: dict[int, ImageCell] = {}
     failed: list[tuple[int, str, str]] = []
-    cells: dict[str, ImageCell] = {}  # the same path or URL in many rows is read once
-    for pos, value in tqdm(enumerate(series.tolist()), total=len(series), desc=f"reading {spec.column!r}",
-                             unit="img", disable=len(series) < 50):
+    values = series.tolist()
+    # the same path or URL in many rows is read once; URLs are fetched several at once (a
+    # server fetches them itself)
+    urls = [] if wire else list(dict.fromkeys(v for v in values if is_url(v)))
+    known: dict[str, ImageCell | ImageCellError] = load_urls(urls) if urls else {}
+    for pos, value in tqdm(enumerate(values), total=len(values), desc=f"reading {spec.column!r}",
+                           unit="img", disable=len(values) < 50):
         if _missing(value):
             failed.append((pos, spec.column, "missing image (NaN/None)"))
             continue
         memo = str(value) if isinstance(value, (str, os.PathLike)) else None
         try:
-            # a server fetches URLs itself
-            cell = cells[memo] if memo in cells else load(value, fetch=not wire)
+            cell = known.get(memo) if memo is not None else None
+            if cell is None:
+                cell = load(value, fetch=not wire)
+            if isinstance(cell, ImageCellError):
+                raise cell
         except ImageCellError as exc:
+            if memo is not None:
+                known[memo] = exc
             failed.append((pos, spec.column, str(exc)))
             continue
         if memo is not None:
-            cells[memo] = cell
+            known[memo] = cell
         found[pos] = cell
     return found, failed
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import os
 import textwrap
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, cast
@@ -39,13 +40,26 @@ def _pyplot() -> Any:
     return plt
 
 
+def display_urls() -> bool:
+    """Whether pictures behind http(s) URLs in payloads are fetched for display (cards, plots).
+
+    On by default; set the environment variable ``QINB_DISPLAY_URLS=0`` (or pass
+    ``fetch_urls=False``) for collections from sources you do not trust: each fetch is then
+    skipped, and the card shows its text.
+    """
+    return os.environ.get("QINB_DISPLAY_URLS", "1").strip().lower() not in ("0", "false", "off", "no")
+
+
 @functools.lru_cache(maxsize=512)
-def thumbnail(reference: str, size: int = THUMB) -> str | None:
-    """A small JPEG data URI for an image path, URL or data URI; downscaled once and cached."""
-    from qinb.images import ImageCellError, load
+def thumbnail(reference: str, size: int = THUMB, fetch: bool = True) -> str | None:
+    """A small JPEG data URI for an image path, URL or data URI; downscaled once and cached.
+    URLs are fetched under the same rules as image cells (http(s) only, size cap, deadline)."""
+    from qinb.images import ImageCellError, is_url, load
 
     if reference.startswith("data:image/jpeg") and len(reference) < 40_000:
         return reference  # a stored thumbnail is already small
+    if is_url(reference) and not fetch:
+        return None
     try:
         return load(reference).thumbnail(size)
     except ImageCellError:
@@ -63,21 +77,30 @@ def image_columns(hits: pd.DataFrame) -> list[str]:
     return thumbs + sources
 
 
-def hit_images(hits: pd.DataFrame, columns: list[str] | None = None) -> list[str | None]:
-    """For each hit, a thumbnail data URI if the row has a picture in ``columns``
-    (default: :func:`image_columns`)."""
+def hit_images(hits: pd.DataFrame, columns: list[str] | None = None, *,
+               fetch_urls: bool | None = None) -> list[str | None]:
+    """For each hit, a thumbnail data URI if the row has a picture in ``columns`` (default:
+    :func:`image_columns`). Pictures are read several at once; URLs only if ``fetch_urls``
+    (default :func:`display_urls`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qinb.images import URL_WORKERS
+
     columns = image_columns(hits) if columns is None else columns
-    out: list[str | None] = []
-    for _, row in hits.iterrows():
-        found = None
-        for column in columns:
-            value = row.get(column)
-            if isinstance(value, str) and value and not value.startswith("<"):
-                found = thumbnail(value)
-                if found:
-                    break
-        out.append(found)
-    return out
+    fetch = display_urls() if fetch_urls is None else fetch_urls
+    candidates = [[v for v in (row.get(c) for c in columns)
+                   if isinstance(v, str) and v and not v.startswith("<")]
+                  for _, row in hits.iterrows()]
+    references = list(dict.fromkeys(v for row in candidates for v in row))
+    with ThreadPoolExecutor(max_workers=URL_WORKERS, thread_name_prefix="qinb-thumb") as pool:
+        made = dict(zip(references, pool.map(lambda r: thumbnail(r, THUMB, fetch), references),
+                        strict=True))
+    return [next((made[v] for v in row if made[v]), None) for row in candidates]
+
+
+def _literal(text: str) -> str:
+    """Payload text as matplotlib shows it literally: "$5 and $10" is no mathtext."""
+    return text.replace("$", r"\$")
 
 
 def _decode(uri: str) -> Any:
@@ -95,7 +118,7 @@ def _caption(row: pd.Series, text_columns: list[str], width: int) -> str:
 
 
 def plot_hits(hits: pd.DataFrame, *, columns: int = 4, text: str | list[str] | None = None,
-              width: float = 3.0) -> Figure:
+              width: float = 3.0, fetch_urls: bool | None = None) -> Figure:
     """A grid of hit cards: the thumbnail or a text snippet, with rank, score and row label.
 
     Parameters
@@ -108,6 +131,9 @@ def plot_hits(hits: pd.DataFrame, *, columns: int = 4, text: str | list[str] | N
         Columns to take the snippet from; default the first text column.
     width : float
         Inches per card.
+    fetch_urls : bool, optional
+        Fetch pictures behind http(s) URLs in the payload (default :func:`display_urls`: on
+        unless ``QINB_DISPLAY_URLS=0``). Payload text is shown as it is (``$`` is no math).
 
     Examples
     --------
@@ -117,18 +143,18 @@ def plot_hits(hits: pd.DataFrame, *, columns: int = 4, text: str | list[str] | N
     if hits.empty:
         raise QueryError("no hits to plot: the search returned nothing")
     text_columns = [text] if isinstance(text, str) else list(text or _text_columns(hits))
-    images = hit_images(hits)
+    images = hit_images(hits, fetch_urls=fetch_urls)
     rows = -(-len(hits) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(width * columns, width * 1.15 * rows),
                              squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (label, row), image in zip(axes.flat, hits.iterrows(), images, strict=False):
-        ax.set_title(f"#{row['rank']}  {row['score']:.3f}\n{_label(label)}", fontsize=9)
+        ax.set_title(f"#{row['rank']}  {row['score']:.3f}\n{_literal(_label(label))}", fontsize=9)
         if image:
             ax.imshow(_decode(image))
         else:
-            ax.text(0.02, 0.98, textwrap.fill(_caption(row, text_columns, 28), 28),
+            ax.text(0.02, 0.98, _literal(textwrap.fill(_caption(row, text_columns, 28), 28)),
                     va="top", ha="left", fontsize=8, wrap=True, transform=ax.transAxes)
             ax.add_patch(plt.Rectangle((0, 0), 1, 1, fill=False, transform=ax.transAxes,
                                        edgecolor="0.7"))
@@ -165,7 +191,8 @@ def plot_scores(hits: pd.DataFrame, *, label: str | None = None) -> Figure:
     names = [_label(v) for v in (hits[label] if label else hits.index)]
     fig, ax = plt.subplots(figsize=(6, 0.35 * len(hits) + 1))
     ax.barh(range(len(hits)), hits["score"], color="#dc244c")
-    ax.set_yticks(range(len(hits)), [f"#{r} {n}" for r, n in zip(hits["rank"], names, strict=True)])
+    ax.set_yticks(range(len(hits)),
+                  [_literal(f"#{r} {n}") for r, n in zip(hits["rank"], names, strict=True)])
     ax.invert_yaxis()
     ax.set_xlabel("score")
     fig.tight_layout()
@@ -216,7 +243,7 @@ def plot_map(collection: str, *, using: str, hits: pd.DataFrame | None = None,
         vector = np.asarray(query_vector(collection, query, using=using, client=client))
         qx, qy = (vector - mean) @ components.T
         ax.scatter([qx], [qy], marker="*", s=250, c="#038fe1", label="query")
-    ax.set_title(f"{collection} · {using} · PCA")
+    ax.set_title(_literal(f"{collection} · {using} · PCA"))
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(loc="best", fontsize=8)
