@@ -302,6 +302,13 @@ def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
     """
     store = as_store(client)
     plan = _plan(df, vectors, id_column, payload, errors, wire=store.cloud, thumbnails=thumbnails)
+    with store.writer_lock(collection):
+        return _upsert(store, plan, collection, id_column, batch_size, errors, progress)
+
+
+def _upsert(store: Store, plan: _Plan, collection: str, id_column: str | None, batch_size: int,
+            errors: str, progress: bool) -> UpsertReport:
+    df = plan.df
     # a model that cannot load fails after the spec checks and before any collection is made
     created = ensure_collection(store, collection, plan.vectors, id_column,
                                 prepare=None if store.cloud else lambda: _load_models(plan.vectors))

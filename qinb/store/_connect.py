@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import weakref
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from qinb.store.edge import EdgeStore
 __all__ = ["as_store", "close_all", "connect", "default_path"]
 
 _open: dict[tuple[str, str], Store] = {}
+_wrapped: weakref.WeakKeyDictionary[QdrantClient, ClientStore] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -80,6 +82,8 @@ def connect(path: str | os.PathLike[str] | None = None, *, url: str | None = Non
     key = str(where.resolve())
     chosen = engine or ("local" if _is_local_mode_store(where) else "edge")
     with _lock:
+        if getattr(_open.get((key, chosen)), "closed", False):
+            del _open[key, chosen]  # closed by the user: open it again
         if (key, chosen) not in _open:
             _open[key, chosen] = (EdgeStore(key, hold=hold, wait=wait) if chosen == "edge"
                                   else _local(key, **kwargs))
@@ -106,7 +110,11 @@ def as_store(client: Store | QdrantClient | None) -> Store:
     if isinstance(client, Store):
         return client
     if isinstance(client, QdrantClient):
-        return ClientStore(client)
+        # one store per client, so that its locks are shared by every call that passes it
+        with _lock:
+            if client not in _wrapped:
+                _wrapped[client] = ClientStore(client)
+            return _wrapped[client]
     raise TypeError(f"client= takes a store from qinb.connect() or a QdrantClient, "
                     f"not {type(client).__name__}")
 

@@ -11,6 +11,7 @@ one it holds. Vectors cross the interface as numpy arrays (dense), ``models.Spar
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from qdrant_client import models
 __all__ = ["Hit", "Point", "Probe", "Record", "Shape", "Store", "StoredVector"]
 
 PointId = int | str
+_writer_locks_guard = threading.Lock()
 StoredVector = Any  # numpy array (dense), models.SparseVector, or an inference object
 
 
@@ -81,6 +83,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def where(self) -> str:
         """Where the data lives, for messages: a path, ``:memory:`` or a URL."""
+
+    def writer_lock(self, collection: str) -> threading.Lock:
+        """The lock one upsert into ``collection`` holds in this process, so that two threads
+        (a running cell and a widget callback) write one after the other."""
+        with _writer_locks_guard:
+            locks: dict[str, threading.Lock] = self.__dict__.setdefault("_writer_locks", {})
+            return locks.setdefault(collection, threading.Lock())
 
     @abc.abstractmethod
     def collections(self) -> list[str]:

@@ -102,6 +102,9 @@ def _guarded(what: str, *, write: bool = False) -> Callable[[F], F]:
         @functools.wraps(method)
         def call(self: ClientStore, *args: Any, **kwargs: Any) -> Any:
             described = what.format(args[0] if args else kwargs.get("collection"))
+            if self.closed:
+                raise StoreError(f"{described} in {self.where()}: this store was closed; "
+                                 "qinb.connect() with the same arguments gives an open one")
             for attempt in range(TRIES):
                 try:
                     with self._lock:
@@ -163,6 +166,7 @@ class ClientStore(Store):
         # local mode is not safe from several threads (a widget callback and a running cell);
         # a server is, and takes calls from several threads at once
         self._lock: Any = threading.RLock() if self._local() else _NoLock()
+        self.closed = False
 
     def _local(self) -> bool:
         from qdrant_client.local.qdrant_local import QdrantLocal
@@ -295,6 +299,7 @@ class ClientStore(Store):
         return [Hit(plain_id(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
 
     def close(self) -> None:
+        self.closed = True
         self.client.close()
 
 

@@ -124,6 +124,12 @@ class Handle:
         with contextlib.suppress(OSError, ValueError):
             info = json.loads((self.directory / HOLDER_FILE).read_text())
             since = time.strftime("%H:%M:%S", time.localtime(info["since"]))
+            if info["pid"] == os.getpid() and info["host"] == socket.gethostname():
+                return (
+                    f"the collection at {self.directory} is held by this process (since "
+                    f"{since}) through another store object: one made before an "
+                    "importlib.reload of qinb, or an EdgeStore made by hand on the same path. "
+                    "Call .close() on that store, or use the one qinb.connect() returns")
             holder = (f" by process {info['pid']} on {info['host']} ({info['program']}), "
                       f"since {since}")
         return (
@@ -134,9 +140,11 @@ class Handle:
         )
 
 
-_handles: weakref.WeakSet[Handle] = weakref.WeakSet()
-_reaper: threading.Thread | None = None
-_reaper_lock = threading.Lock()
+# kept through importlib.reload: the reaper thread running already must keep seeing the
+# shards this process holds, or they are never released and look held by "another process"
+_handles: weakref.WeakSet[Handle] = globals().get("_handles") or weakref.WeakSet()
+_reaper: threading.Thread | None = globals().get("_reaper")
+_reaper_lock: threading.Lock = globals().get("_reaper_lock") or threading.Lock()
 REAP_EVERY = 0.2  # seconds between looks at the open shards
 
 
