@@ -81,7 +81,7 @@ def test_a_closed_store_is_opened_again_by_connect(tmp_path):
     store = qinb.connect(path, engine="local")
     frame(0, 3).qdrant.upsert("c", vectors=VECTORS, client=store, progress=False)
     store.close()
-    with pytest.raises(qinb.StoreError, match="this store was closed; qinb.connect"):
+    with pytest.raises(qinb.StoreError, match=r"this store was closed; qinb\.connect"):
         store.count("c")
     again = qinb.connect(path, engine="local")
     assert again is not store and again.count("c") == 3
