@@ -14,6 +14,7 @@ from qinb.embed import Embedder, Item, document_item
 from qinb.errors import QueryError
 from qinb.images import ImageCellError, is_pil, load
 from qinb.inference import MAX_POINT_ID, cell_item, point_id
+from qinb.payload import check_text
 from qinb.spec import Image, Spec, missing_secrets
 from qinb.store import ROW_KEY, Hit, Probe, Store, as_store, saved_specs
 
@@ -93,6 +94,8 @@ def _query_item(spec: Spec, name: str, query: Any, cloud: bool) -> Item:
     if isinstance(query, str):
         if not query.strip():
             raise QueryError("the query is empty: type some words")
+        if reason := check_text(query):
+            raise QueryError(f"the query cannot be used: {reason}")
         return document_item(spec.document(query, query=True))
     if not isinstance(query, models.Document):
         raise QueryError(
