@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import models
 
-from qinb.errors import CollectionError
+from qinb.errors import CollectionError, QinbError, StoreError
 from qinb.store.base import (
     Hit,
     Point,
@@ -110,7 +110,15 @@ class EdgeStore(Store):
         if not (self._dir(collection) / META_FILE).exists():
             raise CollectionError(f"collection {collection!r} does not exist in {self.path}")
         with self._handle(collection).use() as shard:
-            yield shard
+            try:
+                yield shard
+            except QinbError:
+                raise
+            except Exception as exc:
+                # the engine's own errors reach the user in qinb's words, with where it happened
+                raise StoreError(
+                    f"the embedded store at {self.path} failed on collection {collection!r} "
+                    f"({type(exc).__name__}: {exc})") from exc
 
     def _meta(self, collection: str) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self._dir(collection) / META_FILE).read_text())
