@@ -240,8 +240,9 @@ def hits_frame(points: Sequence[Hit], df: pd.DataFrame | None = None) -> pd.Data
     else:
         hits.index = pd.Index(labels, name=df.index.name if df is not None else None,
                               tupleize_cols=False)
-    if df is not None and len(hits):
+    if df is not None and len(hits) and not isinstance(df.columns, pd.MultiIndex):
         # columns the payload left out come from the source rows that are still in the frame
+        # (MultiIndex columns never became payload keys: there is nothing to line up with)
         extra = [c for c in df.columns if c not in hits.columns]
         present = [label in df.index for label in hits.index]
         # repeated labels would give one hit several rows, some of them never stored

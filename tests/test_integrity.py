@@ -41,6 +41,15 @@ def test_columns_that_would_lose_a_value_are_refused_before_anything_is_made(cli
     assert not client.exists("c")
 
 
+def test_a_search_with_a_frame_of_multiindex_columns_still_returns_the_hits(client):
+    df = pd.DataFrame({"text": ["a red planet", "a loaf of bread"], "n": [1, 2]})
+    _upsert(df, client, vectors={"b": qinb.Bm25("text")})
+    wide = df.copy()
+    wide.columns = pd.MultiIndex.from_tuples([("text", ""), ("n", "count")])
+    hits = qinb.search("c", "planet", client=client, df=wide)
+    assert hits.index.tolist() == [0] and hits["text"].tolist() == ["a red planet"]
+
+
 @pytest.mark.parametrize("vectors", [[qinb.Text("text")], qinb.Text("text"), "text",
                                      {"a/b": qinb.Text("text")}, {"a>b": qinb.Text("text")},
                                      {'a"b': qinb.Text("text")}, {"t": "text"}])
