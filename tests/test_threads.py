@@ -105,3 +105,26 @@ def test_a_reload_of_qinb_does_not_lock_this_process_out(tmp_path):
                          timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["False", "3"]
+
+
+def test_processes_creating_one_collection_at_once_all_write_into_it(tmp_path):
+    # two notebooks running their first upsert at the same moment: one creates, the others
+    # find the whole collection and check their specs against it
+    script = textwrap.dedent(f"""
+        import sys, pandas as pd, qinb
+        i = int(sys.argv[1])
+        df = pd.DataFrame({{"text": [f"row {{j}} of {{i}}" for j in range(50)]}},
+                          index=[f"{{i}}-{{j}}" for j in range(50)])
+        report = df.qdrant.upsert("c", vectors={{"bm25": qinb.Bm25("text")}},
+                                  client=qinb.connect({str(tmp_path / "store")!r}), progress=False)
+        print(report.created, report.upserted)
+    """)
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(i)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for i in range(4)]
+    outs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0] * 4, [err[-1500:] for _, err in outs]
+    results = sorted(out.split()[0] for out, _ in outs)
+    assert results == ["False", "False", "False", "True"]
+    store = qinb.connect(tmp_path / "store")
+    assert store.count("c") == 200 and store.collections() == ["c"]
+    store.close()

@@ -48,8 +48,14 @@ def ensure_collection(store: Store, collection: str, specs: Mapping[str, Spec],
         dense, sparse = _sizes(specs)
         if prepare is not None:
             prepare()
-        store.create(collection, dense, sparse, specs_to_metadata(specs, id_column))
-        return True
+            prepare = None
+        try:
+            store.create(collection, dense, sparse, specs_to_metadata(specs, id_column))
+            return True
+        except Exception:
+            if not store.exists(collection):
+                raise
+            # another notebook created it meanwhile: these specs are checked against it below
     shape = store.shape(collection)
     saved = ((shape.metadata or {}).get("qinb") or {}).get("vectors", {})
     problems = []

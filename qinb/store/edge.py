@@ -125,7 +125,9 @@ class EdgeStore(Store):
         return data
 
     def collections(self) -> list[str]:
-        return sorted(p.parent.name for p in self.path.glob(f"*/{META_FILE}"))
+        # ".<name>.creating..." directories are collections still being made
+        return sorted(p.parent.name for p in self.path.glob(f"*/{META_FILE}")
+                      if not p.parent.name.startswith("."))
 
     def exists(self, collection: str) -> bool:
         return (self._dir(collection) / META_FILE).exists()
@@ -136,15 +138,23 @@ class EdgeStore(Store):
 
         directory = self._dir(collection)
         if directory.exists() and not (directory / META_FILE).exists():
-            shutil.rmtree(directory)  # left by a create that did not finish
-        directory.mkdir(parents=True)
-        config = E.EdgeConfig(
-            vectors={n: E.EdgeVectorParams(size=s, distance=E.Distance.Cosine) for n, s in dense.items()},
-            sparse_vectors={n: E.EdgeSparseVectorParams(modifier=E.Modifier.Idf) for n in sparse})
-        E.EdgeShard.create(str(directory / "shard"), config).close()
-        # the metadata file last: a collection exists once it is there
-        write_json(directory / META_FILE, {"dense": dict(dense), "sparse": sorted(sparse),
-                                            "metadata": dict(metadata)})
+            shutil.rmtree(directory)  # left by a delete cut short, or an older qinb's create
+        # made aside and moved into place in one step: another process creating the same
+        # collection at the same moment either wins the move or finds the whole collection
+        staging = self.path / f".{collection}.creating.{os.getpid()}.{threading.get_ident()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            config = E.EdgeConfig(
+                vectors={n: E.EdgeVectorParams(size=s, distance=E.Distance.Cosine)
+                         for n, s in dense.items()},
+                sparse_vectors={n: E.EdgeSparseVectorParams(modifier=E.Modifier.Idf) for n in sparse})
+            E.EdgeShard.create(str(staging / "shard"), config).close()
+            write_json(staging / META_FILE, {"dense": dict(dense), "sparse": sorted(sparse),
+                                              "metadata": dict(metadata)})
+            os.rename(staging, directory)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def add_vectors(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str]) -> None:
         import qdrant_edge as E
