@@ -17,8 +17,8 @@ from qdrant_client import models
 from qinb import models as registry
 from qinb.errors import CollectionError, QueryError
 
-__all__ = ["Bm25", "Image", "Spec", "Text", "missing_secrets", "public", "specs_from_metadata",
-           "specs_to_metadata"]
+__all__ = ["Bm25", "Image", "Spec", "Text", "missing_secrets", "public", "scrub_metadata",
+           "specs_from_metadata", "specs_to_metadata"]
 
 METADATA_KEY = "qinb"
 METADATA_VERSION = 1
@@ -238,6 +238,20 @@ def specs_from_metadata(collection: str, metadata: Mapping[str, Any] | None,
                 "version of qinb does not know; upgrade qinb"
             )
     return specs
+
+
+def scrub_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Collection metadata without credentials (an older qinb saved them with the options):
+    their names move to ``secrets``, their values are dropped."""
+    saved = metadata.get(METADATA_KEY)
+    if not isinstance(saved, Mapping):
+        return dict(metadata)
+    vectors = {}
+    for name, d in (saved.get("vectors") or {}).items():
+        options = d.get("options") or {}
+        hidden = sorted({*(d.get("secrets") or []), *(set(options) - set(public(options)))})
+        vectors[name] = {**d, "options": public(options), **({"secrets": hidden} if hidden else {})}
+    return {**metadata, METADATA_KEY: {**saved, "vectors": vectors}}
 
 
 def missing_secrets(spec: Spec) -> list[str]:

@@ -124,3 +124,21 @@ def test_an_executed_notebook_holds_no_key(tmp_path):
     assert "2 upserted" in outputs and "red planet" in outputs  # report and hits were shown
     assert KEY not in outputs
     assert files_holding(tmp_path, KEY) == []
+
+
+def test_keys_an_older_qinb_saved_are_dropped_on_upsert_and_copy(corpus, tmp_path):
+    store = qinb.connect(tmp_path / "a")
+    corpus.qdrant.upsert("c", vectors=keyed(), client=store, progress=False)
+    old = json.loads(json.dumps(store.shape("c").metadata))  # as an older qinb saved it:
+    old["qinb"]["vectors"]["text"]["options"] = {"jina-api-key": KEY}  # the key in the options
+    del old["qinb"]["vectors"]["text"]["secrets"]
+    store.save_metadata("c", old)
+    elsewhere = qinb.connect(tmp_path / "b")
+    assert qinb.copy("c", to=elsewhere, source=store, progress=False) == 12
+    assert KEY not in json.dumps(elsewhere.shape("c").metadata)
+    assert elsewhere.shape("c").metadata["qinb"]["vectors"]["text"]["secrets"] == ["jina-api-key"]
+    report = corpus.qdrant.upsert("c", vectors=keyed(), client=store, progress=False)
+    assert report.unchanged == 12 and KEY not in json.dumps(store.shape("c").metadata)
+    store.close()
+    elsewhere.close()
+    assert files_holding(tmp_path, KEY) == []

@@ -8,6 +8,7 @@ from typing import Any
 from qdrant_client import QdrantClient
 
 from qinb.errors import SpecConflictError, StoreError
+from qinb.spec import scrub_metadata
 from qinb.store.base import Point, Store
 
 __all__ = ["copy"]
@@ -53,13 +54,14 @@ def copy(collection: str, *, to: Store | QdrantClient, source: Store | QdrantCli
     if src is dst and name == collection:
         raise ValueError("copy needs another store (to=) or another name (name=)")
     shape = src.shape(collection)  # raises CollectionError naming the store
+    metadata = scrub_metadata(shape.metadata)  # credentials an older qinb saved stay behind
     if not dst.exists(name):
-        dst.create(name, shape.dense, sorted(shape.sparse), shape.metadata)
+        dst.create(name, shape.dense, sorted(shape.sparse), metadata)
     else:
         there = dst.shape(name)
-        saved = (shape.metadata.get("qinb") or {}).get("vectors")
+        saved = (metadata.get("qinb") or {}).get("vectors")
         if (dict(there.dense), there.sparse) != (dict(shape.dense), shape.sparse) or (
-                (there.metadata.get("qinb") or {}).get("vectors") != saved):
+                (scrub_metadata(there.metadata).get("qinb") or {}).get("vectors") != saved):
             raise SpecConflictError(
                 f"{name!r} at {dst.where()} holds other vectors than {collection!r} at "
                 f"{src.where()}; nothing was copied. Copy under another name with name=")
