@@ -77,24 +77,31 @@ def check_frame(df: pd.DataFrame, columns: Sequence[Any]) -> None:
                               "keeps for its own payload keys; rename it")
 
 
-def payload_cells(df: pd.DataFrame, columns: Sequence[Any]) -> list[tuple[int, str, str]]:
-    """(position, column, reason) of the cells the payload conversion table refuses. Only
-    object and category columns can hold such cells; the rest are numbers, dates or bools."""
-    failed: list[tuple[int, str, str]] = []
+def payload_cells(df: pd.DataFrame, columns: Sequence[Any]) -> list[tuple[int, Any, str]]:
+    """(position, column, reason) of the cells the payload conversion table refuses, and of the
+    row labels (stored to name each row). Only object-like columns can hold such cells; the
+    rest are numbers, dates or bools."""
+    failed = unstorable(df.index, "index", "the row label cannot be stored: ")
     for column in columns:
-        series = df[column]
-        if not (series.dtype == object or isinstance(series.dtype, (pd.CategoricalDtype,
-                                                                     pd.StringDtype))):
+        failed.extend(unstorable(df[column], column))
+    return failed
+
+
+def unstorable(values: pd.Series | pd.Index, column: Any, prefix: str = ""
+               ) -> list[tuple[int, Any, str]]:
+    """(position, column, reason) of the values the payload conversion table refuses."""
+    if values.dtype.kind in "iufbmM":
+        return []
+    failed: list[tuple[int, Any, str]] = []
+    for pos, value in enumerate(values.tolist()):
+        if isinstance(value, str) and value.isascii():
             continue
-        for pos, value in enumerate(series.tolist()):
-            if isinstance(value, str) and value.isascii():
-                continue
-            try:
-                convert(value)
-            except PayloadValueError as exc:
-                failed.append((pos, column, str(exc)))
-            except RecursionError:
-                failed.append((pos, column, "nested too deeply to store"))
+        try:
+            convert(value)
+        except PayloadValueError as exc:
+            failed.append((pos, column, f"{prefix}{exc}"))
+        except RecursionError:
+            failed.append((pos, column, f"{prefix}nested too deeply to store"))
     return failed
 
 

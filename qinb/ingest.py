@@ -26,7 +26,7 @@ from qinb.inference import (
     payload_hash,
     point_id,
 )
-from qinb.payload import PayloadValueError, convert
+from qinb.payload import convert
 from qinb.spec import Image, Spec
 from qinb.store import (
     HASH_KEY,
@@ -186,7 +186,6 @@ def _plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | None,
         images[name], bad = check_cells(df, name, spec, wire=wire)
         problems.extend(bad)
     problems.extend(payload_cells(df, [c for c in stored if c not in image_columns]))
-    problems.extend(_label_problems(df.index))
     keys = (df[id_column] if id_column is not None else df.index).tolist()
     ids = [point_id(k) for k in keys]
     seen: set[int | str] = set()
@@ -216,19 +215,6 @@ def _plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | None,
     skip = set(bad_positions)
     valid = [pos for pos in range(len(df)) if pos not in skip]
     return _Plan(df, vectors, columns, ids, valid, failed, images, wire, thumbnails)
-
-
-def _label_problems(index: pd.Index) -> list[tuple[int, str, str]]:
-    """Rows whose index label cannot be stored (it goes into the payload to name the row)."""
-    if index.dtype.kind in "iufbmM":
-        return []
-    problems = []
-    for pos, label in enumerate(index.tolist()):
-        try:
-            convert(label)
-        except (PayloadValueError, RecursionError) as exc:
-            problems.append((pos, "index", f"the row label cannot be stored: {exc}"))
-    return problems
 
 
 def to_points(df: pd.DataFrame, vectors: Mapping[str, Spec], *, id_column: str | None = None,
