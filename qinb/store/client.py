@@ -3,6 +3,7 @@ inference), or qdrant-client's local mode."""
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import functools
 import json
@@ -165,7 +166,7 @@ class ClientStore(Store):
         self._where = where
         # local mode is not safe from several threads (a widget callback and a running cell);
         # a server is, and takes calls from several threads at once
-        self._lock: Any = threading.RLock() if self._local() else _NoLock()
+        self._lock: Any = threading.RLock() if self._local() else contextlib.nullcontext()
         self.closed = False
 
     def _local(self) -> bool:
@@ -301,13 +302,3 @@ class ClientStore(Store):
     def close(self) -> None:
         self.closed = True
         self.client.close()
-
-
-class _NoLock:
-    """A lock that never blocks, for a server: it serialises nothing."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
