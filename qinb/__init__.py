@@ -25,11 +25,13 @@ from qinb.errors import (
     StoreError,
     StoreLockedError,
 )
+from qinb.evaluate import evaluate, query_scores
 from qinb.ingest import UpsertReport, to_points, upsert
 from qinb.search import search, to_filter
 from qinb.spec import Bm25, Image, Text
 from qinb.store import ClientStore, EdgeStore, Store, connect, copy, default_path
 from qinb.viz import plot_hits, plot_map, plot_scores
+from qinb.viz_evaluation import plot_evaluation
 
 if typing.TYPE_CHECKING:
     from typing import Any
@@ -75,10 +77,13 @@ __all__ = [
     "copy",
     "datasets",
     "default_path",
+    "evaluate",
     "models",
+    "plot_evaluation",
     "plot_hits",
     "plot_map",
     "plot_scores",
+    "query_scores",
     "search",
     "to_filter",
     "to_points",

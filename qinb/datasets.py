@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import pandas as pd
 
-__all__ = ["photos", "python_topics"]
+__all__ = ["photos", "python_questions", "python_topics"]
 
 PHOTOS = [
     ("astronaut.png", "an astronaut in a spacesuit in front of a flag", "people"),
@@ -40,6 +41,38 @@ def python_topics() -> pd.DataFrame:
         rows.append({"topic": name, "title": title, "text": text, "words": len(text.split()),
                      "section": _section(name)})
     return pd.DataFrame(rows).set_index("topic")
+
+
+def python_questions() -> tuple[pd.Series, pd.DataFrame]:
+    """34 questions about Python with the :func:`python_topics` that answer them, judged by hand.
+
+    Returns ``(queries, qrels)`` as :func:`qinb.evaluate` takes them: the questions indexed by
+    id (``q01``...), and one row per judged topic with ``query``, ``row`` (the topic) and
+    ``relevance`` (2: the topic that answers it, 1: one a reader would also want).
+
+    How they were made: each question was written in the words a user would type, mostly
+    avoiding the reference's own terms, from knowledge of the language; then the topics that
+    answer it were judged from the topic titles and the reference's contents, before any
+    search was run on them (so that no configuration shaped the judgements). The questions
+    are committed as ``qinb/data/python_questions.csv``.
+
+    Examples
+    --------
+    >>> queries, qrels = qinb.datasets.python_questions()
+    >>> queries["q01"]
+    'how do I stop a loop early'
+    """
+    from importlib.resources import files
+
+    raw = pd.read_csv(io.StringIO(files("qinb").joinpath("data/python_questions.csv").read_text()),
+                      dtype=str)
+    queries = raw.set_index("id")["question"].rename("query")
+    qrels = pd.DataFrame([
+        {"query": qid, "row": topic, "relevance": int(grade)}
+        for qid, judged in zip(raw["id"], raw["relevant"], strict=True)
+        for topic, grade in (pair.split(":") for pair in judged.split(";"))
+    ])
+    return queries, qrels
 
 
 def _section(name: str) -> str:

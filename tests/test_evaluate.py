@@ -1,0 +1,104 @@
+"""qinb.evaluate: trec_eval's numbers on a hand-checked example, the shipped labelled set, the
+plot, and the mistakes a user can make."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import pandas as pd
+import pytest
+
+import qinb
+from qinb import embed
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture
+def fruit(client):
+    df = pd.DataFrame({"text": ["apple", "apple banana", "cherry", "banana split", "plum"]},
+                      index=["d1", "d2", "d3", "d4", "d5"])
+    df.qdrant.upsert("fruit", vectors={"bm25": qinb.Bm25("text")}, client=client, progress=False)
+    return df
+
+
+def test_the_measures_match_a_hand_computed_example(fruit, client):
+    # BM25 ranks the shorter "apple" first; d3 shares no word with the query and is never found
+    assert qinb.search("fruit", "apple", client=client).index.tolist() == ["d1", "d2"]
+    queries = pd.Series({"q": "apple"})
+    qrels = pd.DataFrame({"query": ["q", "q"], "row": ["d2", "d3"], "relevance": [2, 1]})
+    result = qinb.evaluate("fruit", queries, qrels, client=client, progress=False)
+    ideal = 2 / math.log2(2) + 1 / math.log2(3)  # d2 then d3
+    found = 2 / math.log2(3)  # d2 at rank 2; gains are the grades, as trec_eval takes them
+    assert result.to_dict("records") == [{
+        "using": "bm25", "fusion": "-", "ndcg@10": pytest.approx(found / ideal),
+        "recall@10": 0.5, "recall@100": 0.5, "mrr": 0.5, "queries": 1}]
+    assert found / ideal == pytest.approx(0.4796, abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def python_docs(tmp_path_factory):
+    store = qinb.EdgeStore(tmp_path_factory.mktemp("eval"))
+    df = qinb.datasets.python_topics()
+    df.qdrant.upsert("python-docs", vectors={"text": qinb.Text("text"), "bm25": qinb.Bm25("text")},
+                     client=store, progress=False)
+    yield store, df
+    store.close()
+
+
+def test_on_the_shipped_questions_the_hybrid_beats_either_vector_alone(python_docs, monkeypatch):
+    store, df = python_docs
+    queries, qrels = qinb.datasets.python_questions()
+    assert len(queries) == 34 and set(qrels["row"]) <= set(df.index)
+    embedded = []
+    real = embed._embed_batch
+    monkeypatch.setattr(embed, "_embed_batch", lambda items, runtime, *, query: (
+        embedded.extend(i.obj.model for i in items) or real(items, runtime, query=query)))
+    result = qinb.evaluate("python-docs", queries, qrels, fusion=["rrf", "dbsf"], client=store,
+                           df=df, progress=False)
+    assert list(zip(result["using"], result["fusion"], strict=True)) == [
+        ("text+bm25", "dbsf"), ("text+bm25", "rrf"), ("text", "-"), ("bm25", "-")]
+    ndcg = dict(zip(result["using"] + " " + result["fusion"], result["ndcg@10"], strict=True))
+    assert min(ndcg["text+bm25 dbsf"], ndcg["text+bm25 rrf"]) > max(ndcg["text -"], ndcg["bm25 -"])
+    assert (result["queries"] == 34).all()
+    # each question embedded once per model, whatever the number of configurations
+    assert sorted(embedded) == sorted(["qdrant/bm25", qinb.models.MINILM] * 34)
+    scores = qinb.query_scores(result)
+    assert len(scores) == 4 * 34 and set(scores["query"]) == set(queries.index)
+    assert scores.groupby(["using", "fusion"])["ndcg@10"].mean()[("bm25", "-")] == pytest.approx(
+        ndcg["bm25 -"])
+
+
+def test_the_plot_shows_configurations_and_per_query_differences(python_docs, artifacts):
+    store, df = python_docs
+    queries, qrels = qinb.datasets.python_questions()
+    result = qinb.evaluate("python-docs", queries, qrels, client=store, df=df, progress=False)
+    fig = qinb.plot_evaluation(result, compare=("text+bm25 · rrf", "bm25"))
+    fig.savefig(artifacts / "plot_evaluation.png", dpi=70)
+    left, right = fig.get_axes()
+    assert [t.get_text() for t in left.get_yticklabels()] == ["text+bm25 · rrf", "text", "bm25"]
+    assert len(right.patches) == 34
+    scores = qinb.query_scores(result)
+    wide = scores.pivot_table(index="query", columns="using", values="ndcg@10")
+    better = int((wide["text+bm25"] > wide["bm25"]).sum())
+    worse = int((wide["text+bm25"] < wide["bm25"]).sum())
+    assert f"{better} queries better, {worse} worse" in right.get_title()
+    with pytest.raises(qinb.ArgumentError, match="no configuration 'dense'"):
+        qinb.plot_evaluation(result, compare=("dense", "bm25"))
+
+
+def test_mistakes_in_the_labelled_set_say_what_to_fix(fruit, client):
+    queries = pd.Series({"q": "apple"})
+    with pytest.raises(qinb.ArgumentError, match="needs the columns 'query' and 'row'"):
+        qinb.evaluate("fruit", queries, pd.DataFrame({"query": ["q"], "doc": ["d1"]}),
+                      client=client)
+    with pytest.raises(qinb.QueryError, match="no qrels row names a query"):
+        qinb.evaluate("fruit", queries, pd.DataFrame({"query": ["other"], "row": ["d1"]}),
+                      client=client)
+    with pytest.raises(qinb.QueryError, match="has no vector 'text'"):
+        qinb.evaluate("fruit", queries, pd.DataFrame({"query": ["q"], "row": ["d1"]}),
+                      using=["text"], client=client)
+    with pytest.raises(qinb.ArgumentError, match="fusion must be 'rrf' or 'dbsf'"):
+        qinb.evaluate("fruit", queries, pd.DataFrame({"query": ["q"], "row": ["d1"]}),
+                      fusion="mean", client=client)
