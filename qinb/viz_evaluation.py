@@ -61,7 +61,7 @@ def plot_evaluation(result: pd.DataFrame, *, compare: tuple[str, str] | None = N
             raise ArgumentError(f"no configuration {name!r} in this result; there are "
                                 f"{', '.join(map(repr, names))}")
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.5 * len(names) + 2.5),
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, max(0.5 * len(names) + 3, 5)),
                                       gridspec_kw={"width_ratios": [1.1, 1]})
     height = 0.8 / len(measures)
     for i, measure in enumerate(measures):
@@ -72,7 +72,8 @@ def plot_evaluation(result: pd.DataFrame, *, compare: tuple[str, str] | None = N
     left.invert_yaxis()
     left.set_xlim(0, 1)
     left.set_xlabel(f"mean over {int(result['queries'].iloc[0])} queries")
-    left.legend(loc="lower right", fontsize=8)
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(measures), fontsize=8,
+                frameon=False)
     left.set_title("configurations, best first")
 
     wide = detail.pivot_table(index="query", columns="name", values=metric)

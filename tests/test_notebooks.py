@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["01-quickstart", "02-images", "03-hybrid-and-filters", "04-qdrant-cloud"]
+NAMES = ["01-quickstart", "02-images", "03-hybrid-and-filters", "04-qdrant-cloud", "05-evaluate"]
 
 
-def test_the_four_notebooks_exist():
+def test_the_five_notebooks_exist():
     assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
 
 
@@ -63,7 +63,7 @@ def test_demo_executes_every_notebook_into_a_named_report(demo):
     for name in NAMES:
         assert f"{name}.ipynb: ok" in run.stdout
         assert (reports / f"{name}.html").is_file()
-    assert "4 reports in" in run.stdout
+    assert "5 reports in" in run.stdout
     assert "created collection 'photos': 6 rows, 6 upserted" in run.stdout
 
 
@@ -99,6 +99,18 @@ def test_images_notebook_says_it_uses_stand_in_models(demo):
 def test_hybrid_notebook_plots_the_map_and_scores(demo):
     outputs = _outputs(demo[1], "03-hybrid-and-filters")
     assert len([o for o in outputs if "image/png" in o.get("data", {})]) == 2
+
+
+def test_evaluation_notebook_shows_the_table_and_the_plot(demo):
+    outputs = _outputs(demo[1], "05-evaluate")
+    text = _text(outputs)
+    table = next(o["data"]["text/plain"] for o in outputs
+                 if "ndcg@10" in "".join(o.get("data", {}).get("text/plain", "")))
+    rows = "".join(table).splitlines()[1:]
+    assert [r.split()[1] for r in rows][:2] == ["text+bm25", "text+bm25"]  # the hybrids first
+    assert "34" in rows[0].split()
+    assert len([o for o in outputs if "image/png" in o.get("data", {})]) == 1
+    assert "run cleanup code" in text or "hexadecimal" in text  # the worst questions, shown
 
 
 def test_cloud_notebook_stops_cleanly_without_a_server(demo):
