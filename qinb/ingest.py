@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Hashable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import pandas as pd
@@ -27,7 +27,7 @@ from qinb.inference import (
     point_id,
 )
 from qinb.payload import convert
-from qinb.spec import Image, Spec
+from qinb.spec import Bm25, Image, Spec
 from qinb.store import (
     HASH_KEY,
     OBJECTS_KEY,
@@ -232,6 +232,7 @@ def to_points(df: pd.DataFrame, vectors: Mapping[str, Spec], *, id_column: str |
     Document(text='...', model='sentence-transformers/all-MiniLM-L6-v2', options=None)
     """
     plan = _plan(df, vectors, id_column, payload, errors, wire=True)
+    plan.vectors = _fit(plan)
     return [models.PointStruct(id=r.id, vector={n: i.obj for n, i in r.items.items()},
                                payload=r.payload)
             for rows in plan.chunks(len(df) or 1) for r in rows]
@@ -295,6 +296,7 @@ def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
 def _upsert(store: Store, plan: _Plan, collection: str, id_column: str | None, batch_size: int,
             errors: str, progress: bool) -> UpsertReport:
     df = plan.df
+    plan.vectors = _fit(plan, store, collection)
     # a model that cannot load fails after the spec checks and before any collection is made
     created = ensure_collection(store, collection, plan.vectors, id_column,
                                 prepare=None if store.cloud else lambda: _load_models(plan.vectors))
@@ -332,6 +334,24 @@ def _upsert(store: Store, plan: _Plan, collection: str, id_column: str | None, b
     report.embedded = int(report.vectors["embedded"].sum())
     report.cached = int(report.vectors["cached"].sum())
     return report
+
+
+def _fit(plan: _Plan, store: Store | None = None, collection: str = "") -> dict[str, Spec]:
+    """The specs with each ``Bm25(avg_len="auto")`` given a length: the one saved with the
+    collection when it has that vector already (so ingest and queries keep agreeing), else the
+    average measured on the frame's valid texts."""
+    saved: Mapping[str, Any] = {}
+    if store is not None and store.exists(collection):
+        saved = (store.shape(collection).metadata.get("qinb") or {}).get("vectors") or {}
+    out = dict(plan.vectors)
+    for name, spec in plan.vectors.items():
+        if isinstance(spec, Bm25) and spec.avg_len == "auto":
+            if name in saved:
+                length = (saved[name].get("options") or {}).get("avg_len")
+            else:
+                length = spec.measure(plan.df[spec.column].iloc[plan.valid].tolist())
+            out[name] = replace(spec, avg_len=length)
+    return out
 
 
 def _load_models(vectors: Mapping[str, Spec]) -> None:

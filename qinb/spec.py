@@ -15,7 +15,7 @@ from typing import Any
 from qdrant_client import models
 
 from qinb import models as registry
-from qinb.errors import CollectionError, QueryError
+from qinb.errors import ArgumentError, CollectionError, QueryError
 
 __all__ = ["Bm25", "Image", "Spec", "Text", "missing_secrets", "public", "scrub_metadata",
            "specs_from_metadata", "specs_to_metadata"]
@@ -152,16 +152,21 @@ class Bm25:
         DataFrame column holding the text.
     language : str
         Stopwords and stemmer language, as Qdrant's ``Bm25Config`` takes it.
+    avg_len : float or "auto", optional
+        The average document length (in tokens) BM25 normalises by; Qdrant assumes 256.
+        ``"auto"`` measures it on the texts of the upsert that creates the collection and saves
+        the number with the specs, so later upserts and queries agree.
     options : dict, optional
-        Other ``Bm25Config`` fields: ``k``, ``b``, ``avg_len``, ``lowercase``...
+        Other ``Bm25Config`` fields: ``k``, ``b``, ``lowercase``...
 
     Examples
     --------
-    >>> qinb.Bm25("description", language="english")
+    >>> qinb.Bm25("description", language="english", avg_len="auto")
     """
 
     column: str
     language: str = "english"
+    avg_len: float | str | None = None
     options: Mapping[str, Any] | None = field(default=None, compare=False)
 
     kind = "bm25"
@@ -169,20 +174,48 @@ class Bm25:
     query_model = None
     size = None
 
+    def __post_init__(self) -> None:
+        fine = self.avg_len in (None, "auto") or (
+            isinstance(self.avg_len, (int, float)) and self.avg_len > 0)
+        if not fine:
+            raise ArgumentError(f"avg_len must be a positive number of tokens or 'auto', "
+                                f"not {self.avg_len!r}")
+
     @property
     def model_options(self) -> dict[str, Any]:
-        return {"language": self.language, **_split_options(self.options)[0]}
+        fitted = {} if self.avg_len in (None, "auto") else {"avg_len": float(self.avg_len or 0)}
+        return {"language": self.language, **_split_options(self.options)[0], **fitted}
 
     @property
     def runtime_options(self) -> dict[str, Any]:
         return {}
 
     def __repr__(self) -> str:
-        return _repr(self, {"column": self.column, "language": self.language})
+        shown: dict[str, Any] = {"column": self.column, "language": self.language}
+        if self.avg_len is not None:
+            shown["avg_len"] = self.avg_len
+        return _repr(self, shown)
 
     def document(self, text: str, *, query: bool = False) -> models.Document:
         """The inference object for ``text``, as a Qdrant server would receive it."""
         return models.Document(text=text, model=self.model, options=self.model_options)
+
+    def measure(self, texts: list[str], sample: int = 10_000) -> float:
+        """The average length in tokens, after this spec's tokenizer, stemmer and stopwords, of
+        ``texts`` (an even sample of them above ``sample``)."""
+        step = max(1, len(texts) // sample)
+        chosen = texts[::step]
+        if not chosen:
+            return 256.0  # Qdrant's own assumption, for a frame with no text
+        # with b=0 a term's weight is tf*(k+1)/(tf+k), whatever the length: solve it for tf
+        options = {k: v for k, v in self.model_options.items() if k != "avg_len"}
+        k = float(options.get("k", 1.2))
+        model = registry.bm25_model(tuple(sorted({**options, "b": 0.0}.items())))
+        lengths = []
+        for text in chosen:
+            weights = model.embed_document(text).values
+            lengths.append(sum(round(w * k / (k + 1 - w)) for w in weights))
+        return float(round(max(sum(lengths) / len(lengths), 1.0), 2))
 
     def sparse_params(self) -> models.SparseVectorParams:
         return models.SparseVectorParams(modifier=models.Modifier.IDF)
@@ -231,7 +264,9 @@ def specs_from_metadata(collection: str, metadata: Mapping[str, Any] | None,
                                options=options or None)
         elif d["kind"] == "bm25":
             language = options.pop("language", "english")
-            specs[name] = Bm25(d["column"], language=language, options=options or None)
+            avg_len = options.pop("avg_len", None)
+            specs[name] = Bm25(d["column"], language=language, avg_len=avg_len,
+                               options=options or None)
         else:
             raise CollectionError(
                 f"collection {collection!r} has a {d['kind']!r} vector {name!r} that this "

@@ -102,3 +102,24 @@ def test_mistakes_in_the_labelled_set_say_what_to_fix(fruit, client):
     with pytest.raises(qinb.ArgumentError, match="fusion must be 'rrf' or 'dbsf'"):
         qinb.evaluate("fruit", queries, pd.DataFrame({"query": ["q"], "row": ["d1"]}),
                       fusion="mean", client=client)
+
+
+def test_bm25_fitted_to_the_data_measures_once_and_keeps_the_saved_length(client):
+    df = pd.DataFrame({"text": ["red apples", "green pear trees", "a blue sky over the sea"]})
+    spec = {"bm25": qinb.Bm25("text", avg_len="auto")}
+    # tokens after stopwords and stemming: red appl | green pear tree | blue sky sea
+    assert qinb.Bm25("text").measure(df["text"].tolist()) == pytest.approx(8 / 3, abs=0.01)
+    df.qdrant.upsert("fit", vectors=spec, client=client, progress=False)
+    saved = client.shape("fit").metadata["qinb"]["vectors"]["bm25"]["options"]
+    assert saved == {"language": "english", "avg_len": pytest.approx(2.67)}
+    # a later upsert of other texts keeps the saved length: nothing stored is re-embedded
+    more = pd.concat([df, pd.DataFrame({"text": ["one very long sentence " * 20]}, index=[3])])
+    report = more.qdrant.upsert("fit", vectors=spec, client=client, progress=False)
+    assert (report.unchanged, report.upserted) == (3, 1)
+    assert client.shape("fit").metadata["qinb"]["vectors"]["bm25"]["options"] == saved
+    assert qinb.search("fit", "pear", client=client).index.tolist() == [1]
+    points = more.qdrant.to_points(vectors=spec)
+    assert points[0].vector["bm25"].options["avg_len"] == pytest.approx(
+        qinb.Bm25("text").measure(more["text"].tolist()))
+    with pytest.raises(qinb.ArgumentError, match="avg_len must be a positive number"):
+        qinb.Bm25("text", avg_len="mean")

@@ -111,6 +111,7 @@ def test_evaluation_notebook_shows_the_table_and_the_plot(demo):
     assert "34" in rows[0].split()
     assert len([o for o in outputs if "image/png" in o.get("data", {})]) == 1
     assert "run cleanup code" in text or "hexadecimal" in text  # the worst questions, shown
+    assert "'avg_len': 492.65" in text and "bm25_fit" in text  # BM25 fitted, and measured
 
 
 def test_cloud_notebook_stops_cleanly_without_a_server(demo):
