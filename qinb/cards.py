@@ -26,6 +26,9 @@ CARD_CSS = """<style>
 .qinb-head{margin-top:4px}.qinb-head b{color:#dc244c}
 .qinb-field{color:#555;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .qinb-error{color:#b00020;font-weight:bold}
+.qinb-card.qinb-hit-relevant{border:2px solid #2f9e44}
+.qinb-relevant{color:#2f9e44;font-weight:bold}
+.qinb-missed{color:#b00020}
 </style>"""
 
 
@@ -80,8 +83,9 @@ def facet_filter(chosen: Mapping[str, Any], available: list[Facet]) -> dict[str,
 
 
 def card_html(label: Hashable, row: pd.Series, image: str | None, *, text: str | None,
-              fields: list[str]) -> str:
-    """One hit card: thumbnail or snippet, rank, score, label and a few payload fields.
+              fields: list[str], relevance: int | None = None) -> str:
+    """One hit card: thumbnail or snippet, rank, score, label and a few payload fields, and for
+    a labelled query whether the hit is relevant (``relevance`` > 0).
 
     Everything from the payload is escaped: a caption of ``<img src=x onerror=...>`` shows as text.
     """
@@ -90,11 +94,14 @@ def card_html(label: Hashable, row: pd.Series, image: str | None, *, text: str |
     else:
         snippet = textwrap.shorten(str(row.get(text, "") or ""), 320, placeholder="…") if text else ""
         top = f'<div class="qinb-snippet">{html.escape(snippet)}</div>'
+    relevant = relevance is not None and relevance > 0
     lines = [
-        f'<div class="qinb-card">{top}',
+        f'<div class="qinb-card{" qinb-hit-relevant" if relevant else ""}">{top}',
         f'<div class="qinb-head"><b>#{int(row["rank"])}</b> {float(row["score"]):.3f} · '
         f"{html.escape(textwrap.shorten(str(label), 40, placeholder='…'))}</div>",
     ]
+    if relevant:
+        lines.append(f'<div class="qinb-relevant">✓ relevant ({relevance})</div>')
     for field in fields:
         value = row.get(field)
         if value is None or (isinstance(value, float) and pd.isna(value)):

@@ -14,7 +14,7 @@ from qinb.inference import point_id
 from qinb.search import FUSIONS, _resolve_queries, _vector_names, to_filter
 from qinb.store import Probe, Store, as_store, saved_specs
 
-__all__ = ["evaluate", "metric_columns", "query_scores"]
+__all__ = ["Judged", "evaluate", "judged_hits", "judgements", "metric_columns", "query_scores"]
 
 SINGLE = "-"  # the fusion of a configuration with one vector
 
@@ -184,3 +184,24 @@ def query_scores(result: pd.DataFrame) -> pd.DataFrame:
         raise ArgumentError("this frame carries no per-query measures: pass what "
                             "qinb.evaluate returned")
     return pd.DataFrame(records)
+
+
+# what a labelled query says of each point: its source row label and its grade
+Judged = dict[int | str, tuple[Hashable, int]]
+
+
+def judgements(qrels: pd.DataFrame, query: Hashable, df: pd.DataFrame | None = None,
+               id_column: str | None = None) -> Judged:
+    """The rows judged for one query of ``qrels``, by point id: (row label, relevance)."""
+    rows = qrels[qrels["query"] == query]
+    grades = rows["relevance"] if "relevance" in rows.columns else pd.Series(1, rows.index)
+    return {_point_of(row, df, id_column): (row, int(grade))
+            for row, grade in zip(rows["row"], grades, strict=True)}
+
+
+def judged_hits(hits: pd.DataFrame, judged: Judged) -> tuple[list[int | None], list[Hashable]]:
+    """The relevance of each hit (None: not judged) and the relevant rows the hits missed."""
+    grades = [judged[h][1] if h in judged else None for h in hits["id"]]
+    found = set(hits["id"])
+    missed = [row for point, (row, grade) in judged.items() if grade > 0 and point not in found]
+    return grades, missed

@@ -132,3 +132,25 @@ def test_text_query_on_a_photo_collection_uses_every_selected_vector(photo_widge
     w.search("a rocket standing on its launch pad")
     assert w.results.index[0] == "rocket"  # text and BM25 match the caption
     assert "· image, text, bm25 ·" in w.status.value
+
+
+def test_a_labelled_query_marks_the_relevant_hits_and_names_the_missed(corpus, client):
+    corpus.qdrant.upsert("mixed", vectors=VECTORS, client=client, progress=False)
+    queries = pd.Series({"q1": "the moons Phobos and Deimos", "q2": "bake a cake"})
+    qrels = pd.DataFrame({"query": ["q1", "q1", "q2"], "row": ["doc01", "doc05", "doc08"],
+                          "relevance": [2, 1, 2]})
+    w = qinb.widget("mixed", client=client, df=corpus, limit=1, queries=queries, qrels=qrels)
+    assert [label for label, _ in w.labelled.options][1:] == [
+        "q1: the moons Phobos and Deimos", "q2: bake a cake"]
+    w.labelled.value = "q1"
+    assert w.query.value == "the moons Phobos and Deimos"
+    assert w.results.index.tolist() == ["doc01"]  # Mars
+    assert "qinb-hit-relevant" in card_texts(w)[0] and "✓ relevant (2)" in card_texts(w)[0]
+    assert w.status.value.endswith(
+        '· 1 of 2 relevant found · <span class="qinb-missed">missed: doc05</span>')
+    w.limit.value = 12  # a control change re-runs the labelled query: nothing missed now
+    assert "2 of 2 relevant found" in w.status.value and "missed" not in w.status.value
+    assert sum("✓ relevant" in card for card in card_texts(w)) == 2
+    w.query.value = "pasta"  # a query of one's own: no marks
+    assert "relevant" not in w.status.value
+    assert not any("✓ relevant" in card for card in card_texts(w))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import textwrap
 import time
 from collections.abc import Hashable, Mapping
 from pathlib import Path
@@ -12,6 +13,7 @@ import pandas as pd
 
 from qinb import cards
 from qinb.errors import QinbError, require
+from qinb.evaluate import Judged, judged_hits, judgements
 from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
 from qinb.search import search as run_search
 from qinb.spec import Image
@@ -42,6 +44,9 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         Initial number of hits.
     secrets : dict, optional
         Credential options for a server's model provider, as :func:`qinb.search` takes them.
+    queries, qrels : Series and DataFrame, optional
+        Labelled queries, as :func:`qinb.evaluate` takes them: a dropdown picks one, its hits
+        are marked relevant or not, and the relevant rows it missed are named.
 
     Examples
     --------
@@ -51,12 +56,15 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
     """
 
     def __init__(self, collection: str, client: Any = None, df: pd.DataFrame | None = None,
-                 limit: int = 12, secrets: Mapping[str, str] | None = None) -> None:
+                 limit: int = 12, secrets: Mapping[str, str] | None = None,
+                 queries: pd.Series | None = None, qrels: pd.DataFrame | None = None) -> None:
         self.collection = collection
         self.client = as_store(client)
         self.df = df
         self._secrets = secrets  # never shown: not a trait, so not in the widget state
-        self.specs, _ = saved_specs(self.client, collection, secrets)
+        self.specs, self._id_column = saved_specs(self.client, collection, secrets)
+        self._qrels = qrels
+        self._judged: tuple[str, Judged] | None = None  # the labelled query's text, its judgements
         self.results = pd.DataFrame(columns=["score", "rank", "id"])
         self._last: dict[str, Any] | None = None
         self._facets = cards.facets(self.client, collection, self.specs)
@@ -72,6 +80,12 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         self.limit = W.BoundedIntText(value=limit, min=1, max=100, description="hits",
                                       layout=W.Layout(width="140px"))
         self.filters = {f.key: self._filter_control(f) for f in self._facets}
+        self.labelled = W.Dropdown(
+            options=[("a labelled query…", None)] + [
+                (f"{qid}: {textwrap.shorten(str(q), 70, placeholder='…')}", qid)
+                for qid, q in (queries.items() if queries is not None else [])],
+            value=None, description="labelled", layout=W.Layout(width="60%"))
+        self._queries = queries
         self.status = W.HTML()
         self.cards = W.GridBox(layout=W.Layout(
             grid_template_columns="repeat(auto-fill, minmax(190px, 1fr))", grid_gap="8px"))
@@ -83,8 +97,12 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         for control in [self.vectors, self.fusion, self.limit, *self.filters.values()]:
             control.observe(lambda _: self._rerun(), "value")
 
+        self.labelled.observe(self._on_labelled, "value")
+
         has_images = any(isinstance(s, Image) for s in self.specs.values())
         rows = [W.HBox([self.query, self.button])]
+        if queries is not None and qrels is not None:
+            rows.append(self.labelled)
         if has_images:
             rows.append(W.HBox([self.upload, self.image_path]))
         rows.append(W.HBox([self.vectors, W.VBox([self.fusion, self.limit])]))
@@ -130,9 +148,18 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         elapsed = (time.perf_counter() - started) * 1000
         self.results = hits
         what = "more like this" if like is not None else "image" if image is not None else "text"
-        self.status.value = (f"{len(hits)} hits · {what} · {', '.join(using)} · "
-                             f"{elapsed:.0f} ms")
-        self._show(hits)
+        status = html.escape(f"{len(hits)} hits · {what} · {', '.join(using)} · {elapsed:.0f} ms")
+        judged = self._judged[1] if self._judged and self._judged[0] == text else None
+        grades, missed = judged_hits(hits, judged) if judged else ([None] * len(hits), [])
+        if judged:
+            relevant = sum(1 for g in judged.values() if g[1] > 0)
+            found = sum(1 for g in grades if g)
+            status += f" · {found} of {relevant} relevant found"
+            if missed:
+                names = ", ".join(html.escape(str(m)) for m in missed)
+                status += f' · <span class="qinb-missed">missed: {names}</span>'
+        self.status.value = status
+        self._show(hits, grades)
         return hits
 
     def _fail(self, message: str) -> pd.DataFrame:
@@ -145,7 +172,7 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         if self._last is not None:
             self.search(**self._last)
 
-    def _show(self, hits: pd.DataFrame) -> None:
+    def _show(self, hits: pd.DataFrame, grades: list[int | None] | None = None) -> None:
         text = next((s.column for s in self.specs.values() if not isinstance(s, Image)), None)
         sources = {s.column for s in self.specs.values()}
         fields = [c for c in hits.columns if c not in ("score", "rank", "id") and c not in sources
@@ -154,13 +181,28 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
                     if isinstance(s, Image)]
         pictures += [s.column for s in self.specs.values() if isinstance(s, Image)]
         children = []
-        for (label, row), image in zip(hits.iterrows(), hit_images(hits, pictures), strict=True):
+        grades = grades or [None] * len(hits)
+        for (label, row), image, grade in zip(hits.iterrows(), hit_images(hits, pictures), grades,
+                                              strict=True):
             more = W.Button(description="more like this", layout=W.Layout(width="auto"))
             target = label if self.df is not None else row["id"]
             more.on_click(lambda _, t=target: self.search(like=t))
-            card = W.HTML(cards.card_html(label, row, image, text=text, fields=fields))
+            card = W.HTML(cards.card_html(label, row, image, text=text, fields=fields,
+                                          relevance=grade))
             children.append(W.VBox([card, more]))
         self.cards.children = tuple(children)
+
+    def _on_labelled(self, change: dict[str, Any]) -> None:
+        qid = change["new"]
+        if qid is None or self._queries is None or self._qrels is None:
+            self._judged = None
+            return
+        text = str(self._queries[qid])
+        self._judged = (text, judgements(self._qrels, qid, self.df, self._id_column))
+        if self.query.value == text:
+            self.search(text)
+        else:
+            self.query.value = text  # searches, through the query box
 
     def _on_image_path(self, change: dict[str, Any]) -> None:
         value = str(change["new"]).strip()
@@ -179,6 +221,8 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
 
 
 def widget(collection: str, *, client: Any = None, df: pd.DataFrame | None = None,
-           limit: int = 12, secrets: Mapping[str, str] | None = None) -> SearchWidget:
+           limit: int = 12, secrets: Mapping[str, str] | None = None,
+           queries: pd.Series | None = None, qrels: pd.DataFrame | None = None) -> SearchWidget:
     """A :class:`SearchWidget` for ``collection`` (the twin of ``df.qdrant.widget``)."""
-    return SearchWidget(collection, client=client, df=df, limit=limit, secrets=secrets)
+    return SearchWidget(collection, client=client, df=df, limit=limit, secrets=secrets,
+                        queries=queries, qrels=qrels)
