@@ -11,12 +11,12 @@ from qdrant_client import QdrantClient, models
 
 from qinb import models as registry
 from qinb.embed import Embedder, Item, document_item
-from qinb.errors import QueryError
+from qinb.errors import QinbWarning, QueryError
 from qinb.images import ImageCellError, is_pil, load
 from qinb.inference import MAX_POINT_ID, cell_item, point_id
 from qinb.payload import check_text
 from qinb.spec import Image, Spec, missing_secrets
-from qinb.store import ROW_KEY, Hit, Probe, Store, as_store, saved_specs
+from qinb.store import ROW_KEY, Hit, Probe, Store, as_store, sample_payloads, saved_specs
 
 __all__ = ["search", "to_filter"]
 
@@ -208,7 +208,15 @@ def search(collection: str, query: Any = None, *,
         target = _like_id(like, df, id_column)
         found = store.retrieve(collection, [target], payload=False, vectors=names)
         if not found:
-            raise QueryError(f"like={like!r}: no point with id {target!r} in {collection!r}")
+            if target == like:
+                raise QueryError(f"like={like!r}: no point with id {like!r} in {collection!r}")
+            what = ("the DataFrame's row labelled {0!r} was not stored in {1!r}"
+                    if df is not None and like in df.index else
+                    "no row labelled {0!r} is in {1!r}").format(like, collection)
+            raise QueryError(
+                f"like={like!r}: {what} (the point id it maps to, {target!r}, is absent); pass "
+                "the label of a row that was upserted"
+                + ("" if df is not None else ", and df= to look labels up in your frame"))
         # the point itself is not a hit of "more like this"
         itself = models.HasIdCondition(has_id=[target])
         flt = models.Filter(must=[flt] if flt else None, must_not=[itself])
@@ -220,7 +228,54 @@ def search(collection: str, query: Any = None, *,
     probes = [Probe(n, q) for n, q in queries.items()]
     hits = store.query(collection, probes, limit=limit, filter=flt, fusion=fusion,
                        depth=max(limit * 5, 50))
+    if not hits and filter is not None:
+        _explain_empty(store, collection, to_filter(filter))
     return hits_frame(hits, df)
+
+
+def _explain_empty(store: Store, collection: str, flt: models.Filter | None,
+                   sample: int = 1000) -> None:
+    """Warn, naming the field, when a filter found nothing because no stored point has its
+    field, or the points hold it as another type (``"5"`` against numbers)."""
+    import warnings
+
+    conditions = [c for c in (flt.must if flt and isinstance(flt.must, list) else [])
+                  if isinstance(c, models.FieldCondition) and "." not in c.key and "[" not in c.key]
+    if not conditions:
+        return
+    payloads = sample_payloads(store, collection, sample)
+    for condition in conditions:
+        values = [p[condition.key] for p in payloads if p.get(condition.key) is not None]
+        if not values:
+            fields = sorted({k for p in payloads for k in p if not k.startswith("_qinb")})
+            warnings.warn(
+                f"filter field {condition.key!r}: none of the {len(payloads)} points looked at "
+                f"has it, so nothing matched. Fields: {', '.join(fields)}", QinbWarning,
+                stacklevel=3)
+            continue
+        wanted = _match_values(condition)
+        stored = {type(v).__name__ for v in values if not isinstance(v, list)}
+        asked = {type(v).__name__ for v in wanted}
+        if wanted and stored and not asked & stored and not (asked | stored) <= {"int", "float"}:
+            warnings.warn(
+                f"filter field {condition.key!r}: it is matched against {'/'.join(sorted(asked))} "
+                f"{wanted[0]!r}, but the points hold it as {'/'.join(sorted(stored))} (such as "
+                f"{values[0]!r}), so nothing matched; filter with a value of that type",
+                QinbWarning, stacklevel=3)
+        elif condition.range is not None and stored and not stored <= {"int", "float"}:
+            warnings.warn(
+                f"filter field {condition.key!r}: a range needs numbers, but the points hold it "
+                f"as {'/'.join(sorted(stored))} (such as {values[0]!r}), so nothing matched",
+                QinbWarning, stacklevel=3)
+
+
+def _match_values(condition: models.FieldCondition) -> list[Any]:
+    match = condition.match
+    if isinstance(match, models.MatchValue):
+        return [match.value]
+    if isinstance(match, models.MatchAny):
+        return list(match.any)
+    return []
 
 
 def hits_frame(points: Sequence[Hit], df: pd.DataFrame | None = None) -> pd.DataFrame:

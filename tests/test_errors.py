@@ -239,3 +239,30 @@ def test_a_busy_reader_elsewhere_does_not_starve_a_writer(tmp_path):
     finally:
         reader.kill()
         reader.wait()
+
+
+def test_a_filter_that_finds_nothing_says_why(client, corpus):
+    corpus.qdrant.upsert("c", vectors=VECTORS, client=client, progress=False)
+    with pytest.warns(qinb.QinbWarning, match=r"filter field 'colour': none of the 12 points "
+                                              r"looked at has it.*Fields: n, text, topic"):
+        assert qinb.search("c", "planet", client=client, filter={"colour": "red"}).empty
+    with pytest.warns(qinb.QinbWarning, match=r"filter field 'n': it is matched against str '5', "
+                                              r"but the points hold it as int"):
+        assert qinb.search("c", "planet", client=client, filter={"n": "5"}).empty
+    with pytest.warns(qinb.QinbWarning, match="a range needs numbers, but the points hold it as str"):
+        qinb.search("c", "planet", client=client, filter={"topic": {"lt": 3}})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an honest miss (right field, right type) stays quiet
+        assert qinb.search("c", "planet", client=client, filter={"n": 99}).empty
+
+
+def test_like_an_unknown_label_names_the_label(client, corpus):
+    corpus.qdrant.upsert("c", vectors=VECTORS, client=client, progress=False)
+    with pytest.raises(qinb.QueryError) as err:
+        qinb.search("c", like="zzz", client=client, df=corpus)
+    assert str(err.value).startswith("like='zzz': no row labelled 'zzz' is in 'c' (the point id "
+                                     "it maps to, '")
+    with pytest.raises(qinb.QueryError, match="and df= to look labels up in your frame"):
+        qinb.search("c", like="zzz", client=client)
