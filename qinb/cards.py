@@ -29,6 +29,7 @@ CARD_CSS = """<style>
 .qinb-card.qinb-hit-relevant{border:2px solid #2f9e44}
 .qinb-relevant{color:#2f9e44;font-weight:bold}
 .qinb-missed{color:#b00020}
+.qinb-why{color:#555;font-size:11px}
 </style>"""
 
 
@@ -100,6 +101,12 @@ def card_html(label: Hashable, row: pd.Series, image: str | None, *, text: str |
         f'<div class="qinb-head"><b>#{int(row["rank"])}</b> {float(row["score"]):.3f} · '
         f"{html.escape(textwrap.shorten(str(label), 40, placeholder='…'))}</div>",
     ]
+    per_vector = {str(c)[len("score_"):]: row[c] for c in row.index if str(c).startswith("score_")}
+    if len(per_vector) > 1:
+        # why it matched: each vector's own score; a vector that did not find the hit shows "–"
+        parts = [f"{html.escape(n)} {'–' if pd.isna(v) else f'{float(v):.3g}'}"
+                 for n, v in per_vector.items()]
+        lines.append(f'<div class="qinb-why">{" · ".join(parts)}</div>')
     if relevant:
         lines.append(f'<div class="qinb-relevant">✓ relevant ({relevance})</div>')
     for field in fields:

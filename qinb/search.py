@@ -230,7 +230,24 @@ def search(collection: str, query: Any = None, *,
                        depth=max(limit * 5, 50))
     if not hits and filter is not None:
         _explain_empty(store, collection, to_filter(filter))
-    return hits_frame(hits, df)
+    return hits_frame(hits, df, _vector_scores(store, collection, probes, hits, flt))
+
+
+def _vector_scores(store: Store, collection: str, probes: Sequence[Probe], hits: Sequence[Hit],
+                   flt: models.Filter | None) -> dict[str, dict[Any, float]]:
+    """Why each hit matched: its score under each named vector on its own (a hit a vector
+    does not find, such as BM25 with no word in common, has none)."""
+    if len(probes) == 1:
+        return {probes[0].using: {h.id: h.score for h in hits}}
+    if store.cloud:
+        return {}  # each vector's query would be embedded by the server a second time
+    if not hits:
+        return {p.using: {} for p in probes}
+    only = models.HasIdCondition(has_id=[h.id for h in hits])
+    within = models.Filter(must=[only, flt] if flt else [only])
+    return {p.using: {h.id: h.score for h in store.query(collection, [p], limit=len(hits),
+                                                         filter=within)}
+            for p in probes}
 
 
 def _explain_empty(store: Store, collection: str, flt: models.Filter | None,
@@ -278,18 +295,23 @@ def _match_values(condition: models.FieldCondition) -> list[Any]:
     return []
 
 
-def hits_frame(points: Sequence[Hit], df: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Scored points as a DataFrame: score, rank, id, payload; indexed by source row labels."""
+def hits_frame(points: Sequence[Hit], df: pd.DataFrame | None = None,
+               scores: Mapping[str, Mapping[Any, float]] | None = None) -> pd.DataFrame:
+    """Scored points as a DataFrame: score, rank, id, each vector's own score
+    (``score_<vector>``), payload; indexed by source row labels."""
     records, labels = [], []
+    scores = scores or {}
     for rank, p in enumerate(points, start=1):
         payload = dict(p.payload or {})
         label = payload.pop(ROW_KEY, p.id)
         labels.append(tuple(label) if isinstance(label, list) else label)
+        per_vector = {f"score_{n}": by_id.get(p.id, float("nan")) for n, by_id in scores.items()}
         # a payload column named like a hit column keeps its value under "payload_<name>"
-        fields = {(f"payload_{k}" if k in HIT_COLUMNS else k): v for k, v in payload.items()
-                  if not k.startswith("_qinb")}
-        records.append({"score": p.score, "rank": rank, "id": p.id, **fields})
-    hits = pd.DataFrame.from_records(records, columns=None if records else list(HIT_COLUMNS))
+        fields = {(f"payload_{k}" if k in HIT_COLUMNS or k in per_vector else k): v
+                  for k, v in payload.items() if not k.startswith("_qinb")}
+        records.append({"score": p.score, "rank": rank, "id": p.id, **per_vector, **fields})
+    columns = [*HIT_COLUMNS, *(f"score_{n}" for n in scores)]
+    hits = pd.DataFrame.from_records(records, columns=None if records else columns)
     if df is not None and isinstance(df.index, pd.MultiIndex) and labels:
         hits.index = pd.MultiIndex.from_tuples(labels, names=df.index.names)
     else:

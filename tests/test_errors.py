@@ -186,7 +186,7 @@ def test_search_errors(client, corpus):
         corpus.qdrant.search("s", "x", fusion="max", client=client)
     with pytest.raises(qinb.QueryError, match="a range with keys gt, gte, lt, lte"):
         corpus.qdrant.search("s", "x", filter={"n": {"below": 3}}, client=client)
-    with pytest.raises(qinb.QueryError, match="like='doc99': no point"):
+    with pytest.raises(qinb.QueryError, match="like='doc99': no row labelled 'doc99' is in 's'"):
         corpus.qdrant.search("s", like="doc99", client=client)
     client.create("plain", {"v": 4}, [], {})
     with pytest.raises(qinb.CollectionError, match="carries no qinb specs"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -58,7 +60,7 @@ def test_payload_columns_named_like_hit_columns_are_kept(client):
 def test_empty_collection_gives_an_empty_frame(client, corpus):
     corpus.iloc[:0].qdrant.upsert("empty", vectors=VECTORS, client=client, progress=False)
     hits = corpus.qdrant.search("empty", "anything", client=client)
-    assert hits.empty and list(hits.columns) == ["score", "rank", "id"]
+    assert hits.empty and list(hits.columns) == ["score", "rank", "id", "score_text", "score_bm25"]
 
 
 def test_dbsf_fusion_and_rrf_agree_on_the_top_hit(stored, client):
@@ -109,3 +111,32 @@ def test_plain_qdrant_client_query_ranks_exactly_as_qinb(stored, client, local_m
     ours = stored.qdrant.search("mixed", query, using="text", limit=12, client=client)
     assert [i for i, _ in plain] == ours["id"].tolist()
     assert np.allclose([s for _, s in plain], ours["score"])
+
+
+def test_each_hybrid_hit_carries_each_vectors_own_score(client, corpus):
+    corpus.qdrant.upsert("why", vectors=VECTORS, client=client, progress=False)
+    query = "red planet moons"
+    hits = corpus.qdrant.search("why", query, client=client, limit=12)
+    dense = corpus.qdrant.search("why", query, using="text", client=client, limit=12)
+    bm25 = corpus.qdrant.search("why", query, using="bm25", client=client, limit=12)
+    assert list(hits.columns[:5]) == ["score", "rank", "id", "score_text", "score_bm25"]
+    for label, row in hits.iterrows():
+        assert row["score_text"] == pytest.approx(dense.loc[label, "score"], rel=1e-5)
+        if label in bm25.index:
+            assert row["score_bm25"] == pytest.approx(bm25.loc[label, "score"], rel=1e-5)
+        else:  # no word in common: BM25 did not find it, and the frame says so
+            assert math.isnan(row["score_bm25"])
+    assert hits["score_bm25"].isna().sum() == 12 - len(bm25) > 0
+    assert (dense["score_text"] == dense["score"]).all()  # one vector: its own score
+
+
+def test_hit_cards_say_why_each_hit_matched(client, corpus):
+    corpus.qdrant.upsert("why", vectors=VECTORS, client=client, progress=False)
+    w = corpus.qdrant.widget("why", client=client, limit=12)
+    w.search("red planet moons")
+    cards = [box.children[0].value for box in w.cards.children]
+    first = w.results.iloc[0]
+    assert (f'<div class="qinb-why">text {first["score_text"]:.3g} · '
+            f'bm25 {first["score_bm25"]:.3g}</div>') in cards[0]
+    assert any('bm25 –</div>' in card for card in cards)  # a hit BM25 did not find
+    assert not any("score_text:" in card for card in cards)  # not repeated as a payload field

@@ -176,7 +176,8 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         text = next((s.column for s in self.specs.values() if not isinstance(s, Image)), None)
         sources = {s.column for s in self.specs.values()}
         fields = [c for c in hits.columns if c not in ("score", "rank", "id") and c not in sources
-                  and not str(c).endswith(THUMBNAIL_SUFFIX)][:SHOWN_FIELDS]
+                  and not str(c).endswith(THUMBNAIL_SUFFIX)
+                  and not str(c).startswith("score_")][:SHOWN_FIELDS]
         pictures = [thumbnail_column(s.column) for s in self.specs.values()
                     if isinstance(s, Image)]
         pictures += [s.column for s in self.specs.values() if isinstance(s, Image)]
