@@ -1,12 +1,14 @@
 # Two commands on a fresh clone: `make demo` (the demo, embedded store, no server) and `make test`;
 # `make lab` opens JupyterLab on notebooks/.
-# Both create .venv, install qinb with its test extras and build the local model directory.
+# Both create .venv, install qinb with its test extras and build the local model directory in
+# the one place the library, the `qinb` command and the notebooks look: ~/.qinb/models (or
+# $QINB_MODELS where that is set).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-export QINB_MODELS ?= $(CURDIR)/.models
-MINILM := $(QINB_MODELS)/sentence-transformers/all-MiniLM-L6-v2/model.onnx
+MODELS := $(or $(QINB_MODELS),$(HOME)/.qinb/models)
+MINILM := $(MODELS)/sentence-transformers/all-MiniLM-L6-v2/model.onnx
 
 .PHONY: install models demo lab test lint
 
@@ -26,8 +28,9 @@ models: $(MINILM)
 demo: install models
 	$(BIN)/qinb demo --notebooks notebooks --reports reports
 
+# containers and dev boxes often run as root, which JupyterLab refuses without --allow-root
 lab: install models
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lint: install
 	$(BIN)/ruff check qinb tests bench

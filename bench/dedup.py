@@ -6,9 +6,7 @@ fastembed embeds every row's text, then qdrant-client upserts the vectors.
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pandas as pd
 from qdrant_client import QdrantClient, models
@@ -16,7 +14,6 @@ from qdrant_client import QdrantClient, models
 import qinb
 
 ROWS, DISTINCT, ROUNDS = 2000, 200, 3
-os.environ.setdefault("QINB_MODELS", str(Path(__file__).resolve().parents[1] / ".models"))
 
 
 def frame() -> pd.DataFrame:

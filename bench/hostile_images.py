@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("QINB_MODELS", str(Path(__file__).resolve().parents[1] / ".models"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from _child import report, run

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 
-os.environ.setdefault("QINB_MODELS", str(Path(__file__).resolve().parents[1] / ".models"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from _child import report, run

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-os.environ.setdefault("QINB_MODELS", str(Path(__file__).resolve().parents[1] / ".models"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import qinb

@@ -11,8 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
-# set before qinb reads them: local model directory (built from PyPI packages) and a private store
-os.environ.setdefault("QINB_MODELS", str(ROOT / ".models"))
+# set before qinb reads it: no model download is tried (the models are local: ~/.qinb/models,
+# or $QINB_MODELS, built by `make models` or the local_models fixture)
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 
