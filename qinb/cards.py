@@ -15,7 +15,7 @@ from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
 from qinb.spec import Spec
 from qinb.store import Store, sample_payloads
 
-__all__ = ["Facet", "card_html", "facet_filter", "facets"]
+__all__ = ["Facet", "card_html", "facet_filter", "facets", "middle"]
 
 MAX_CHOICES = 20
 CARD_CSS = """<style>
@@ -31,6 +31,15 @@ CARD_CSS = """<style>
 .qinb-missed{color:#b00020}
 .qinb-why{color:#555;font-size:11px}
 </style>"""
+
+
+def middle(text: str, width: int) -> str:
+    """``text`` shortened in the middle to ``width`` characters: a long dotted name, path, URL
+    or id keeps its start and its end instead of collapsing to "…"."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return f"{text[:head]}…{text[len(text) - (width - 1 - head):]}"
 
 
 @dataclass(frozen=True)
@@ -96,10 +105,12 @@ def card_html(label: Hashable, row: pd.Series, image: str | None, *, text: str |
         snippet = textwrap.shorten(str(row.get(text, "") or ""), 320, placeholder="…") if text else ""
         top = f'<div class="qinb-snippet">{html.escape(snippet)}</div>'
     relevant = relevance is not None and relevance > 0
+    # long values are shortened in the middle, never erased; the whole is one hover away
     lines = [
         f'<div class="qinb-card{" qinb-hit-relevant" if relevant else ""}">{top}',
-        f'<div class="qinb-head"><b>#{int(row["rank"])}</b> {float(row["score"]):.3f} · '
-        f"{html.escape(textwrap.shorten(str(label), 40, placeholder='…'))}</div>",
+        f'<div class="qinb-head" title="{html.escape(str(label), quote=True)}">'
+        f'<b>#{int(row["rank"])}</b> {float(row["score"]):.3f} · '
+        f"{html.escape(middle(str(label), 40))}</div>",
     ]
     per_vector = {str(c)[len("score_"):]: row[c] for c in row.index if str(c).startswith("score_")}
     if len(per_vector) > 1:
@@ -113,6 +124,9 @@ def card_html(label: Hashable, row: pd.Series, image: str | None, *, text: str |
         value = row.get(field)
         if value is None or (isinstance(value, float) and pd.isna(value)):
             continue
-        shown = textwrap.shorten(str(value), 60, placeholder="…")
-        lines.append(f'<div class="qinb-field">{html.escape(str(field))}: {html.escape(shown)}</div>')
+        whole = " ".join(str(value).split())
+        shown = (textwrap.shorten(whole, 60, placeholder="…") if " " in whole[:60]
+                 else middle(whole, 60))
+        lines.append(f'<div class="qinb-field" title="{html.escape(whole, quote=True)}">'
+                     f'{html.escape(str(field))}: {html.escape(shown)}</div>')
     return "\n".join(lines) + "</div>"

@@ -73,7 +73,8 @@ def test_more_like_this_button_requeries_by_that_row(text_widget):
     first = w.results.index[0]
     w.cards.children[0].children[1].click()
     assert first not in w.results.index
-    assert w.status.value.split(" · ")[1] == "more like this"
+    assert w.status.value.split(" · ")[1] == f"more like #1 {first}"  # which hit, by rank
+    assert w.asked.value == f"<b>more like</b> #1 {first}" and w.query.value == ""
 
 
 def test_errors_show_in_plain_words(text_widget, photos):
@@ -97,7 +98,8 @@ def test_payload_html_is_escaped(client):
     w.search("caption")
     page = "".join(card_texts(w))
     assert "<img src=x" not in page
-    assert page.count("&lt;img src=x onerror=alert(1)&gt;") == 3  # snippet, label, note field
+    # snippet, label and note field, and the label's and the field's hover titles
+    assert page.count("&lt;img src=x onerror=alert(1)&gt;") == 5
 
 
 def test_image_upload_and_path_queries_show_thumbnails(photo_widget, photos):
@@ -154,3 +156,65 @@ def test_a_labelled_query_marks_the_relevant_hits_and_names_the_missed(corpus, c
     w.query.value = "pasta"  # a query of one's own: no marks
     assert "relevant" not in w.status.value
     assert not any("✓ relevant" in card for card in card_texts(w))
+
+
+def test_the_query_area_shows_what_the_hits_answer(photo_widget, photos):
+    w = photo_widget
+    w.query.value = "a cat"
+    assert w.asked.value == "" and w.query.value == "a cat"
+    data = Path(photos.loc["chelsea", "photo"]).read_bytes()
+    w.upload.value = ({"name": "chelsea.png", "type": "image/png", "size": len(data),
+                       "content": memoryview(data), "last_modified": dt.datetime.now(dt.timezone.utc)},)
+    assert w.query.value == ""  # the box no longer claims the hits answer "a cat"
+    assert w.asked.value.startswith('<img src="data:image/jpeg;base64,')
+    assert w.asked.value.endswith("<b>image query</b>")
+    assert w.results.index[0] == "chelsea"  # emptying the box did not search
+
+
+def test_enter_on_unchanged_text_searches_again(text_widget, corpus, client):
+    w = text_widget
+    w.query.value = "bake a sponge cake"
+    before = w.results.index.tolist()
+    extra = pd.DataFrame({"text": ["Bake the sponge cake, then bake a second sponge cake"],
+                          "topic": ["cooking"], "n": [99]}, index=["doc99"])
+    extra.qdrant.upsert("mixed", vectors=VECTORS, client=client, progress=False)
+    w._searched_at -= 5  # Enter a few seconds later, on the same text (the frontend's message)
+    w._on_query_message(w.query, {"event": "submit"}, [])
+    assert w.results.index[0] == "doc99" and "doc99" not in before
+
+
+def test_active_filters_show_as_chips_that_remove_them(text_widget):
+    w = text_widget
+    w.search("a planet or a pan")
+    assert w.chips.children == ()
+    w.filters["topic"].value = "planets"
+    assert (w.results["topic"] == "planets").all()
+    (chip,) = w.chips.children
+    assert chip.description == "topic: planets  ✕"
+    chip.click()
+    assert w.filters["topic"].value == "(any)" and w.chips.children == ()
+    assert set(w.results["topic"]) == {"planets", "cooking"}
+
+
+def test_empty_and_nonsense_queries_say_so(text_widget):
+    w = text_widget
+    w.search("red planet")
+    w.query.value = "   "
+    assert "the query is empty: type some words (the hits below are for the last query)" in (
+        w.status.value)
+    w.search("qwxzv plorkk zzzyq")
+    assert "bm25 matched nothing" in w.status.value
+    assert all("bm25 –" in card for card in card_texts(w))
+
+
+def test_long_labels_and_fields_are_shortened_in_the_middle_with_the_whole_on_hover(client):
+    name = "torch.nn.modules.activation.MultiheadAttention.forward"
+    path = "/home/user/projects/analysis/data/raw/2024/measurements_final_v2.parquet"
+    df = pd.DataFrame({"text": ["attention forward pass"], "source": [path]}, index=[name])
+    df.qdrant.upsert("long", vectors={"text": qinb.Text("text")}, client=client, progress=False)
+    w = df.qdrant.widget("long", client=client)
+    w.search("attention")
+    (card,) = card_texts(w)
+    assert "torch.nn.modules.ac…eadAttention.forward" in card and f'title="{name}"' in card
+    assert "source: /home/user/projects/analysis/…/measurements_final_v2.parquet" in card
+    assert f'title="{path}"' in card

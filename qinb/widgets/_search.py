@@ -86,11 +86,18 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
                 for qid, q in (queries.items() if queries is not None else [])],
             value=None, description="labelled", layout=W.Layout(width="60%"))
         self._queries = queries
+        self.asked = W.HTML()  # what the hits answer when it is not the text in the box
+        self.chips = W.HBox(layout=W.Layout(flex_flow="row wrap"))  # the active filters
+        self._quiet = False  # set while the widget itself changes the query box
+        self._searched_at = 0.0
         self.status = W.HTML()
         self.cards = W.GridBox(layout=W.Layout(
             grid_template_columns="repeat(auto-fill, minmax(190px, 1fr))", grid_gap="8px"))
 
-        self.query.observe(lambda _: self.search(self.query.value), "value")
+        self.query.observe(lambda _: None if self._quiet else self.search(self.query.value),
+                           "value")
+        # Enter on unchanged text searches again (the value did not change, so no event above)
+        self.query.on_msg(self._on_query_message)
         self.button.on_click(lambda _: self.search(self.query.value))
         self.image_path.observe(self._on_image_path, "value")
         self.upload.observe(self._on_upload, "value")
@@ -108,7 +115,8 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         rows.append(W.HBox([self.vectors, W.VBox([self.fusion, self.limit])]))
         if self.filters:
             rows.append(W.HBox(list(self.filters.values()), layout=W.Layout(flex_flow="row wrap")))
-        super().__init__([W.HTML(cards.CARD_CSS), *rows, self.status, self.cards])
+        super().__init__([W.HTML(cards.CARD_CSS), *rows, self.asked, self.chips, self.status,
+                          self.cards])
 
     def _filter_control(self, facet: cards.Facet) -> W.Widget:
         if facet.kind == "choice":
@@ -129,6 +137,9 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         if text is None and image is None and like is None:
             return self.results
         if isinstance(text, str) and not text.strip() and image is None and like is None:
+            self.status.value = ('<span class="qinb-error">the query is empty: type some words'
+                                 + (" (the hits below are for the last query)"
+                                    if len(self.results) else "") + "</span>")
             return self.results
         self._last = {"text": text, "image": image, "like": like}
         using = list(self.vectors.value)
@@ -146,9 +157,17 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         except Exception as exc:  # a notebook user sees words, never a traceback
             return self._fail(f"{type(exc).__name__}: {exc}")
         elapsed = (time.perf_counter() - started) * 1000
+        target = _rank_of(self.results, like) if like is not None else ""
+        self._show_query(text, image, like, target)
         self.results = hits
-        what = "more like this" if like is not None else "image" if image is not None else "text"
+        what = (f"more like {target}{cards.middle(str(like), 40)}" if like is not None
+                else "image" if image is not None else "text")
         status = html.escape(f"{len(hits)} hits · {what} · {', '.join(using)} · {elapsed:.0f} ms")
+        # a vector that found none of the hits says so: a nonsense query looks like one
+        silent = [str(c)[len("score_"):] for c in hits.columns
+                  if str(c).startswith("score_") and len(hits) and hits[c].isna().all()]
+        if silent:
+            status += html.escape(f" · {', '.join(silent)} matched nothing")
         judged = self._judged[1] if self._judged and self._judged[0] == text else None
         grades, missed = judged_hits(hits, judged) if judged else ([None] * len(hits), [])
         if judged:
@@ -159,8 +178,63 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
                 names = ", ".join(html.escape(str(m)) for m in missed)
                 status += f' · <span class="qinb-missed">missed: {names}</span>'
         self.status.value = status
+        self._show_filters()
         self._show(hits, grades)
         return hits
+
+    def _show_query(self, text: str | None, image: Any, like: Hashable | None,
+                    target: str = "") -> None:
+        """The query area shows what the hits answer: the text in the box, else the picture or
+        the row they are like (the box is emptied, without searching)."""
+        self._searched_at = time.monotonic()
+        if text is not None:
+            self.asked.value = ""
+            return
+        self._quiet = True
+        try:
+            self.query.value = ""
+        finally:
+            self._quiet = False
+        if like is not None:
+            self.asked.value = (f"<b>more like</b> {html.escape(target)}"
+                                f"{html.escape(cards.middle(str(like), 60))}")
+            return
+        from qinb.images import ImageCellError, load
+
+        try:
+            preview = load(image).thumbnail(64)
+        except ImageCellError:
+            preview = None
+        picture = (f'<img src="{preview}" style="height:48px;vertical-align:middle"> '
+                   if preview else "")
+        self.asked.value = f"{picture}<b>image query</b>"
+
+    def _show_filters(self) -> None:
+        """The active filters as chips; clicking one removes that filter."""
+        chips = []
+        for facet in self._facets:
+            control = self.filters[facet.key]
+            if facet.kind == "choice" and control.value != ANY:
+                shown = f"{facet.key}: {control.value}"
+            elif facet.kind == "range" and tuple(control.value) != (facet.low, facet.high):
+                low, high = control.value
+                shown = f"{facet.key}: {low:g} – {high:g}"
+            else:
+                continue
+            chip = W.Button(description=f"{cards.middle(shown, 40)}  ✕", tooltip="remove this filter",
+                            layout=W.Layout(width="auto"))
+            chip.on_click(lambda _, c=control, f=facet: setattr(
+                c, "value", ANY if f.kind == "choice" else (f.low, f.high)))
+            chips.append(chip)
+        self.chips.children = tuple(chips)
+
+    def _on_query_message(self, _: Any, content: dict[str, Any], buffers: Any) -> None:
+        if content.get("event") != "submit":
+            return
+        # Enter with new text has just searched through the value change; Enter on the same
+        # text searches again
+        if time.monotonic() - self._searched_at > 1.0 or self.query.value != (self._last or {}).get("text"):
+            self.search(self.query.value)
 
     def _fail(self, message: str) -> pd.DataFrame:
         self.results = pd.DataFrame(columns=["score", "rank", "id"])
@@ -219,6 +293,12 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         files = change["new"]
         if files:
             self.search(image=bytes(files[0]["content"]))
+
+
+def _rank_of(hits: pd.DataFrame, label: Hashable) -> str:
+    """ "#3 " when ``label`` is among the hits shown (by row label or point id), else ""."""
+    keys = list(hits.index) if label in hits.index else list(hits.get("id", []))
+    return f"#{keys.index(label) + 1} " if label in keys else ""
 
 
 def widget(collection: str, *, client: Any = None, df: pd.DataFrame | None = None,
