@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +15,23 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ["01-quickstart", "02-images", "03-hybrid-and-filters", "04-qdrant-cloud", "05-evaluate"]
 
 
-def test_the_five_notebooks_exist():
-    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
+def test_the_five_notebooks_are_the_ones_the_demo_runs():
+    from qinb.cli import SHIPPED
+
+    assert list(SHIPPED) == NAMES
+    assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} >= set(NAMES)
+
+
+def _committed(name: str) -> str:
+    """The notebook as committed (a Lab session may have saved outputs into the file)."""
+    shown = subprocess.run(["git", "show", f"HEAD:notebooks/{name}.ipynb"], cwd=NOTEBOOKS,
+                           capture_output=True, text=True)
+    return shown.stdout if shown.returncode == 0 else (NOTEBOOKS / f"{name}.ipynb").read_text()
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_committed_notebooks_carry_no_outputs_and_a_kernelspec(name):
-    notebook = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text())
+    notebook = json.loads(_committed(name))
     assert notebook["metadata"]["kernelspec"]["name"] == "python3"
     code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
     assert code, "a notebook without code"
@@ -30,12 +41,20 @@ def test_committed_notebooks_carry_no_outputs_and_a_kernelspec(name):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """`qinb demo` with the notebooks, on its own embedded store, without a Qdrant server."""
+    """`qinb demo` with the notebooks, on its own embedded store, without a Qdrant server.
+    It runs from a copy of notebooks/ where a Lab session saved outputs into one notebook and
+    a user saved a notebook of their own: the demo runs the shipped five, from clean copies."""
     root = tmp_path_factory.mktemp("demo")
+    shipped = root / "notebooks"
+    shutil.copytree(NOTEBOOKS, shipped, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    saved = json.loads((shipped / "01-quickstart.ipynb").read_text())
+    saved["cells"][1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "stale"}]
+    (shipped / "01-quickstart.ipynb").write_text(json.dumps(saved))
+    (shipped / "mine.ipynb").write_text("not a notebook")  # would fail if it were run
     env = {k: v for k, v in os.environ.items() if k not in ("QDRANT_URL", "QDRANT_API_KEY")}
     env["QINB_STORE"] = str(root / "store")
     run = subprocess.run(
-        [sys.executable, "-m", "qinb.cli", "demo", "--quiet", "--notebooks", str(NOTEBOOKS),
+        [sys.executable, "-m", "qinb.cli", "demo", "--quiet", "--notebooks", str(shipped),
          "--reports", str(root / "reports")],
         env=env, capture_output=True, text=True, timeout=1200,
     )
@@ -63,7 +82,9 @@ def test_demo_executes_every_notebook_into_a_named_report(demo):
     for name in NAMES:
         assert f"{name}.ipynb: ok" in run.stdout
         assert (reports / f"{name}.html").is_file()
-    assert "5 reports in" in run.stdout
+    assert "5 reports in" in run.stdout and "mine.ipynb" not in run.stdout
+    assert "stale" not in _text(_outputs(reports, "01-quickstart"))  # run from a clean copy
+    assert "stale" in (reports.parent / "notebooks" / "01-quickstart.ipynb").read_text()
     assert "created collection 'photos': 6 rows, 6 upserted" in run.stdout
 
 
