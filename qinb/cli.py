@@ -67,15 +67,10 @@ def _text_demo(client: object, quiet: bool) -> None:
 
 def _photo_demo(client: object, quiet: bool) -> None:
     import qinb
-    from qinb import models
+    import qinb.standin
 
-    if not (models.local_path(models.CLIP_VISION) and models.local_path(models.CLIP_TEXT)) \
-            and not models.hub_reachable():
-        import qinb.standin
-
+    if qinb.standin.use_where_no_clip():  # the notebooks decide the same way for themselves
         print(STANDIN_NOTE)
-        qinb.standin.register_clip()
-        os.environ["QINB_STANDIN_CLIP"] = "1"  # the notebook kernels say so too
     photos = qinb.datasets.photos()
     vectors = {"image": qinb.Image("photo"), "text": qinb.Text("caption"),
                "bm25": qinb.Bm25("caption")}

@@ -218,12 +218,18 @@ def _load(modality: str, name: str, runtime: tuple[tuple[str, Any], ...]) -> Any
         where = (f"from {local}" if local else
                  "from fastembed's cache (the Hugging Face hub is unreachable)" if offline else
                  "by download (no local directory)")
+        if name.lower() in (CLIP_VISION.lower(), CLIP_TEXT.lower()):
+            advice = (f"CLIP needs both of its ONNX directories, {models_dir() / CLIP_VISION} "
+                      f"and {models_dir() / CLIP_TEXT}, or a reachable Hugging Face hub. To try "
+                      "the code without CLIP weights, call qinb.standin.use_where_no_clip(): "
+                      "tiny stand-in models whose image similarities mean nothing")
+        else:
+            advice = (f"Put its files in {models_dir() / name} (set QINB_MODELS to choose the "
+                      "directory), call qinb.models.register_local(name, path), or run "
+                      f"`qinb models` for {MINILM}")
         raise ModelError(
             f"cannot load model {name!r} {where}: {type(exc).__name__}: {str(exc).rstrip('.')}. "
-            f"Put its files in {models_dir() / name} (set QINB_MODELS to choose the directory), "
-            "call qinb.models.register_local(name, path), or run `qinb models` for "
-            f"{MINILM}."
-        ) from exc
+            f"{advice}.") from exc
 
 
 @functools.lru_cache(maxsize=8)

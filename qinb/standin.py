@@ -121,3 +121,20 @@ def register_clip(directory: str | Path | None = None) -> dict[str, Path]:
     models.register_local(models.CLIP_VISION, vision)
     models.register_local(models.CLIP_TEXT, text)
     return {"vision": vision, "text": text}
+
+
+def use_where_no_clip() -> bool:
+    """Register the STAND-IN CLIP models unless real CLIP weights can be had (local directories
+    or the Hugging Face hub); True if it did. Notebooks call this, so that they run the same way
+    under ``make lab``, ``make demo``, Binder and the tests.
+
+    Examples
+    --------
+    >>> if qinb.standin.use_where_no_clip():
+    ...     print("stand-in CLIP models: image similarities mean nothing here")
+    """
+    if (models.local_path(models.CLIP_VISION) and models.local_path(models.CLIP_TEXT)) \
+            or models.hub_reachable():
+        return False
+    register_clip()
+    return True

@@ -67,3 +67,33 @@ def test_a_tampered_onnx_file_is_refused(tmp_path, monkeypatch, local_models):
     )
     with pytest.raises(qinb.ModelError, match="refusing to use it"):
         models.build_minilm(tmp_path / "out")
+
+
+def test_missing_clip_weights_point_to_clip_and_the_stand_ins(monkeypatch, tmp_path, photos,
+                                                              local_models):
+    import pandas as pd
+
+    import qinb
+    import qinb.standin
+    from qinb import models
+
+    monkeypatch.setattr(models, "_registered", {models.MINILM.lower(): local_models})
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setenv("QINB_MODELS", str(tmp_path / "empty"))
+    monkeypatch.setenv("FASTEMBED_CACHE_PATH", str(tmp_path / "no-cache"))
+    models._load.cache_clear()
+    df = pd.DataFrame({"photo": photos["photo"][:2]})
+    try:
+        with pytest.raises(qinb.ModelError) as err:
+            df.qdrant.upsert("p", vectors={"image": qinb.Image("photo")}, progress=False,
+                             client=qinb.connect(":memory:"))
+        message = str(err.value)
+        assert "CLIP needs both of its ONNX directories" in message
+        assert "qinb.standin.use_where_no_clip()" in message and "qinb models" not in message
+        # what the images notebook does, under make lab as under the demo
+        assert qinb.standin.use_where_no_clip() is True
+        report = df.qdrant.upsert("p", vectors={"image": qinb.Image("photo")}, progress=False,
+                                  client=qinb.connect(":memory:"))
+        assert report.upserted == 2
+    finally:
+        models._load.cache_clear()
