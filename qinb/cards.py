@@ -4,6 +4,7 @@ and the filter they make. No ipywidgets here, so other front ends and the tests 
 from __future__ import annotations
 
 import html
+import re
 import textwrap
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
 from qinb.spec import Spec
 from qinb.store import Store, sample_payloads
 
-__all__ = ["Facet", "card_html", "facet_filter", "facets", "middle"]
+__all__ = ["Facet", "card_html", "facet_filter", "facets", "highlight", "middle"]
 
 MAX_CHOICES = 20
 CARD_CSS = """<style>
@@ -30,6 +31,7 @@ CARD_CSS = """<style>
 .qinb-relevant{color:#2f9e44;font-weight:bold}
 .qinb-missed{color:#b00020}
 .qinb-why{color:#555;font-size:11px}
+.qinb-snippet mark{background:#ffe08a;padding:0 1px}
 </style>"""
 
 
@@ -40,6 +42,47 @@ def middle(text: str, width: int) -> str:
         return text
     head = (width - 1) // 2
     return f"{text[:head]}…{text[len(text) - (width - 1 - head):]}"
+
+
+WORD = re.compile(r"\w+")
+
+
+def highlight(text: str, query: str, options: Mapping[str, Any] | None = None,
+              width: int = 320) -> str:
+    """An escaped snippet of ``text`` around the words that match ``query`` as BM25 sees them
+    (the same tokenizer, stemmer and stopwords: "planets" matches "planet", "the" nothing),
+    with those words in ``<mark>``. The window of ``width`` characters holding the most
+    matches is shown, not the start of a long text."""
+    from qinb import models
+
+    bm25 = models.bm25_model(tuple(sorted((options or {"language": "english"}).items())))
+    wanted = frozenset(bm25.embed_query(query).indices)
+    seen: dict[str, bool] = {}
+
+    def matches(word: str) -> bool:
+        if word not in seen:
+            seen[word] = bool(frozenset(bm25.embed_query(word).indices) & wanted)
+        return seen[word]
+
+    words = [(m.start(), m.end()) for m in WORD.finditer(text)
+             if wanted and matches(m.group().lower())]
+    start = 0
+    if words and len(text) > width:
+        # the window starting a little before a match that holds the most matches
+        best = max(range(len(words)), key=lambda i: sum(
+            1 for _, b in words[i:] if b <= words[i][0] + width - 40))
+        start = max(0, min(words[best][0] - 40, len(text) - width))
+        start = text.rfind(" ", 0, start) + 1 if start else 0
+    end = min(len(text), start + width)
+    if end < len(text) and " " in text[start:end]:
+        end = text.rfind(" ", start, end)
+    out, at = [], start
+    for a, b in words:
+        if a >= start and b <= end:
+            out += [html.escape(text[at:a]), f"<mark>{html.escape(text[a:b])}</mark>"]
+            at = b
+    out.append(html.escape(text[at:end]))
+    return ("… " if start else "") + "".join(out) + (" …" if end < len(text) else "")
 
 
 @dataclass(frozen=True)
@@ -93,17 +136,22 @@ def facet_filter(chosen: Mapping[str, Any], available: list[Facet]) -> dict[str,
 
 
 def card_html(label: Hashable, row: pd.Series, image: str | None, *, text: str | None,
-              fields: list[str], relevance: int | None = None) -> str:
+              fields: list[str], relevance: int | None = None, query: str | None = None,
+              bm25: Mapping[str, Any] | None = None) -> str:
     """One hit card: thumbnail or snippet, rank, score, label and a few payload fields, and for
-    a labelled query whether the hit is relevant (``relevance`` > 0).
+    a labelled query whether the hit is relevant (``relevance`` > 0). With a text ``query`` the
+    snippet is where its words are, marked as BM25 with ``bm25`` options matches them.
 
     Everything from the payload is escaped: a caption of ``<img src=x onerror=...>`` shows as text.
     """
     if image:
         top = f'<img src="{html.escape(image, quote=True)}" alt="{html.escape(str(label))}">'
     else:
-        snippet = textwrap.shorten(str(row.get(text, "") or ""), 320, placeholder="…") if text else ""
-        top = f'<div class="qinb-snippet">{html.escape(snippet)}</div>'
+        body = " ".join(str(row.get(text, "") or "").split()) if text else ""
+        # the part of a long text where the query's words are, with them marked
+        snippet = (highlight(body, query, bm25) if query and body else
+                   html.escape(textwrap.shorten(body, 320, placeholder="…")))
+        top = f'<div class="qinb-snippet">{snippet}</div>'
     relevant = relevance is not None and relevance > 0
     # long values are shortened in the middle, never erased; the whole is one hover away
     lines = [

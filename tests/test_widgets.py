@@ -218,3 +218,20 @@ def test_long_labels_and_fields_are_shortened_in_the_middle_with_the_whole_on_ho
     assert "torch.nn.modules.ac…eadAttention.forward" in card and f'title="{name}"' in card
     assert "source: /home/user/projects/analysis/…/measurements_final_v2.parquet" in card
     assert f'title="{path}"' in card
+
+
+def test_snippets_mark_the_query_words_where_they_are_in_a_long_text(client):
+    long = ("Opening words about nothing in particular. " * 15 + "The break statement stops the "
+            "nearest enclosing loop. " + "Closing words about other things. " * 15)
+    df = pd.DataFrame({"text": [long, "Loops repeat: a loop stops when its condition is false."]},
+                      index=["long", "short"])
+    df.qdrant.upsert("marks", vectors=VECTORS, client=client, progress=False)
+    w = df.qdrant.widget("marks", client=client)
+    w.search("stopping loops")
+    cards = dict(zip(w.results.index, card_texts(w), strict=True))
+    # the same stemming as BM25: "stopping" marks "stops", "loops" marks "loop" and "Loops"
+    assert "<mark>stops</mark> the nearest enclosing <mark>loop</mark>" in cards["long"]
+    assert cards["long"].split('qinb-snippet">')[1].startswith("… ")  # not the text's start
+    assert "<mark>Loops</mark> repeat: a <mark>loop</mark> <mark>stops</mark>" in cards["short"]
+    w.search(like="short")  # no text query: no marks
+    assert not any("<mark>" in card for card in card_texts(w))

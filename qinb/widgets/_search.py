@@ -16,7 +16,7 @@ from qinb.errors import QinbError, require
 from qinb.evaluate import Judged, judged_hits, judgements
 from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
 from qinb.search import search as run_search
-from qinb.spec import Image
+from qinb.spec import Bm25, Image
 from qinb.store import as_store, saved_specs
 from qinb.viz import hit_images
 
@@ -257,13 +257,15 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         pictures += [s.column for s in self.specs.values() if isinstance(s, Image)]
         children = []
         grades = grades or [None] * len(hits)
+        query = (self._last or {}).get("text")
+        bm25 = next((s.model_options for s in self.specs.values() if isinstance(s, Bm25)), None)
         for (label, row), image, grade in zip(hits.iterrows(), hit_images(hits, pictures), grades,
                                               strict=True):
             more = W.Button(description="more like this", layout=W.Layout(width="auto"))
             target = label if self.df is not None else row["id"]
             more.on_click(lambda _, t=target: self.search(like=t))
             card = W.HTML(cards.card_html(label, row, image, text=text, fields=fields,
-                                          relevance=grade))
+                                          relevance=grade, query=query, bm25=bm25))
             children.append(W.VBox([card, more]))
         self.cards.children = tuple(children)
 
