@@ -19,9 +19,10 @@ from qinb.store import Store, sample_payloads
 __all__ = ["Facet", "card_html", "facet_filter", "facets", "highlight", "middle"]
 
 MAX_CHOICES = 20
+MAX_TEXT_CHOICE = 80  # longer texts are prose, not a field to filter on
 CARD_CSS = """<style>
 .qinb-card{border:1px solid #ddd;border-radius:6px;padding:6px;font:12px sans-serif;
-  height:100%;box-sizing:border-box;overflow:hidden}
+  height:270px;box-sizing:border-box;overflow:hidden}
 .qinb-card img{width:100%;height:150px;object-fit:cover;border-radius:4px;display:block}
 .qinb-snippet{height:150px;overflow:hidden;color:#333;white-space:normal}
 .qinb-head{margin-top:4px}.qinb-head b{color:#dc244c}
@@ -87,13 +88,15 @@ def highlight(text: str, query: str, options: Mapping[str, Any] | None = None,
 
 @dataclass(frozen=True)
 class Facet:
-    """A payload field worth filtering on: a few choices, or a numeric range."""
+    """A payload field worth filtering on: a few choices, many texts (typed ahead), or a
+    numeric range (of whole numbers when ``integer``)."""
 
     key: str
-    kind: str  # "choice" or "range"
+    kind: str  # "choice", "text" or "range"
     choices: tuple[Any, ...] = ()
     low: float = 0.0
     high: float = 0.0
+    integer: bool = False
 
 
 def facets(store: Store, collection: str, specs: Mapping[str, Spec],
@@ -113,11 +116,16 @@ def facets(store: Store, collection: str, specs: Mapping[str, Spec],
     for key, seen in values.items():
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen):
             if min(seen) < max(seen):
-                found.append(Facet(key, "range", low=float(min(seen)), high=float(max(seen))))
+                found.append(Facet(key, "range", low=float(min(seen)), high=float(max(seen)),
+                                   integer=all(isinstance(v, int) for v in seen)))
         elif all(isinstance(v, (str, bool)) for v in seen):
             distinct = sorted(set(seen), key=str)
             if 1 < len(distinct) <= MAX_CHOICES:
                 found.append(Facet(key, "choice", tuple(distinct)))
+            elif len(distinct) > MAX_CHOICES and all(isinstance(v, str) for v in distinct) \
+                    and max(map(len, distinct)) <= MAX_TEXT_CHOICE:
+                # too many for a dropdown: typed ahead among the values seen
+                found.append(Facet(key, "text", tuple(distinct)))
     return found
 
 
@@ -128,7 +136,7 @@ def facet_filter(chosen: Mapping[str, Any], available: list[Facet]) -> dict[str,
         value = chosen.get(facet.key)
         if value is None:
             continue
-        if facet.kind == "choice":
+        if facet.kind in ("choice", "text"):
             where[facet.key] = value
         elif tuple(value) != (facet.low, facet.high):
             where[facet.key] = {"gte": value[0], "lte": value[1]}

@@ -170,6 +170,16 @@ def test_typing_a_query_and_enter_shows_the_expected_top_card(page, artifacts):
         timeout=60_000)
     assert page.locator(".qinb-card").count() == 6
     assert "#1" in first.locator(".qinb-head").inner_text()
+    # cards of one height, "more like this" buttons in line, no card scrolling sideways
+    boxes = [c.bounding_box() for c in page.locator(".qinb-card").all()]
+    assert len({round(b["height"]) for b in boxes}) == 1, boxes
+    buttons = page.locator("button:has-text('more like this')").all()
+    rows: dict[int, set[int]] = {}
+    for card, button in zip(boxes, (b.bounding_box() for b in buttons), strict=True):
+        rows.setdefault(round(card["y"]), set()).add(round(button["y"]))
+    assert all(len(ys) == 1 for ys in rows.values()), rows
+    assert page.evaluate("[...document.querySelectorAll('.qinb-card')]"
+                         ".every(c => c.scrollWidth <= c.clientWidth)")
     first.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "browser_text_query.png"), full_page=False)
 

@@ -235,3 +235,27 @@ def test_snippets_mark_the_query_words_where_they_are_in_a_long_text(client):
     assert "<mark>Loops</mark> repeat: a <mark>loop</mark> <mark>stops</mark>" in cards["short"]
     w.search(like="short")  # no text query: no marks
     assert not any("<mark>" in card for card in card_texts(w))
+
+
+def test_filter_controls_fit_their_fields(client):
+    n = 200
+    df = pd.DataFrame({"text": [f"item number {i}" for i in range(n)],
+                       "author": [f"author-{i:03d}" for i in range(n)],  # 200 distinct: type-ahead
+                       "pages": [27 + i * 40 for i in range(n)],        # whole numbers
+                       "rating": [0.25 + i / 20 for i in range(n)]})
+    df.qdrant.upsert("books", vectors={"bm25": qinb.Bm25("text")}, client=client, progress=False)
+    w = df.qdrant.widget("books", client=client)
+    pages, rating, author = w.filters["pages"], w.filters["rating"], w.filters["author"]
+    assert type(pages).__name__ == "IntRangeSlider" and pages.value == (27, 27 + 199 * 40)
+    assert type(rating).__name__ == "FloatRangeSlider" and rating.readout_format == ".2f"
+    assert type(author).__name__ == "Combobox" and len(author.options) == n
+    w.search("item number")
+    author.value = "author-042"
+    assert w.results.index.tolist() == [42]
+    (chip,) = w.chips.children
+    assert chip.description == "author: author-042  ✕"
+    pages.value = (27, 1000)
+    assert [c.description for c in w.chips.children] == ["author: author-042  ✕",
+                                                         "pages: 27 – 1000  ✕"]
+    w.chips.children[0].click()
+    assert author.value == "" and set(w.results["pages"]) <= set(range(27, 1001))

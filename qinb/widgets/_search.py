@@ -121,14 +121,23 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
     def _filter_control(self, facet: cards.Facet) -> W.Widget:
         if facet.kind == "choice":
             return W.Dropdown(options=[ANY, *facet.choices], value=ANY, description=facet.key)
-        step = 1.0 if facet.low.is_integer() and facet.high.is_integer() else None
+        if facet.kind == "text":
+            return W.Combobox(options=list(facet.choices), value="", ensure_option=True,
+                              placeholder=f"type one of {len(facet.choices)}…",
+                              description=facet.key)
+        # the readout holds the whole range ("27 – 8546", "0.25 – 12.50"), never cut
+        wide = dict(description=facet.key, continuous_update=False,
+                    style={"description_width": "initial"}, layout=W.Layout(width="420px"))
+        if facet.integer:
+            return W.IntRangeSlider(value=(int(facet.low), int(facet.high)), min=int(facet.low),
+                                    max=int(facet.high), **wide)
         return W.FloatRangeSlider(value=(facet.low, facet.high), min=facet.low, max=facet.high,
-                                  step=step or (facet.high - facet.low) / 100,
-                                  description=facet.key, continuous_update=False)
+                                  step=(facet.high - facet.low) / 100, readout_format=".2f",
+                                  **wide)
 
     def filter(self) -> dict[str, Any]:
         """The payload filter the filter controls describe, as ``qinb.search`` takes it."""
-        chosen = {k: (None if c.value == ANY else c.value) for k, c in self.filters.items()}
+        chosen = {k: (None if c.value in (ANY, "") else c.value) for k, c in self.filters.items()}
         return cards.facet_filter(chosen, self._facets)
 
     def search(self, text: str | None = None, *, image: Any = None,
@@ -214,7 +223,7 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         chips = []
         for facet in self._facets:
             control = self.filters[facet.key]
-            if facet.kind == "choice" and control.value != ANY:
+            if facet.kind in ("choice", "text") and control.value not in (ANY, ""):
                 shown = f"{facet.key}: {control.value}"
             elif facet.kind == "range" and tuple(control.value) != (facet.low, facet.high):
                 low, high = control.value
@@ -223,8 +232,7 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
                 continue
             chip = W.Button(description=f"{cards.middle(shown, 40)}  ✕", tooltip="remove this filter",
                             layout=W.Layout(width="auto"))
-            chip.on_click(lambda _, c=control, f=facet: setattr(
-                c, "value", ANY if f.kind == "choice" else (f.low, f.high)))
+            chip.on_click(lambda _, c=control, f=facet: setattr(c, "value", _cleared(f)))
             chips.append(chip)
         self.chips.children = tuple(chips)
 
@@ -295,6 +303,15 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         files = change["new"]
         if files:
             self.search(image=bytes(files[0]["content"]))
+
+
+def _cleared(facet: cards.Facet) -> Any:
+    """The value of a filter control that filters nothing."""
+    if facet.kind == "choice":
+        return ANY
+    if facet.kind == "text":
+        return ""
+    return (int(facet.low), int(facet.high)) if facet.integer else (facet.low, facet.high)
 
 
 def _rank_of(hits: pd.DataFrame, label: Hashable) -> str:
