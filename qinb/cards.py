@@ -16,7 +16,7 @@ from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
 from qinb.spec import Spec
 from qinb.store import Store, sample_payloads
 
-__all__ = ["Facet", "card_html", "facet_filter", "facets", "highlight", "middle"]
+__all__ = ["Facet", "card_html", "detail_html", "facet_filter", "facets", "highlight", "middle"]
 
 MAX_CHOICES = 20
 MAX_TEXT_CHOICE = 80  # longer texts are prose, not a field to filter on
@@ -33,6 +33,10 @@ CARD_CSS = """<style>
 .qinb-missed{color:#b00020}
 .qinb-why{color:#555;font-size:11px}
 .qinb-snippet mark{background:#ffe08a;padding:0 1px}
+.qinb-detail{border:1px solid #bbb;border-radius:6px;padding:8px;font:13px sans-serif}
+.qinb-detail img{max-width:480px;max-height:480px;display:block;margin-bottom:6px}
+.qinb-detail .qinb-text{max-height:300px;overflow:auto;white-space:pre-wrap}
+.qinb-detail td{padding:1px 8px 1px 0;vertical-align:top;word-break:break-all}
 </style>"""
 
 
@@ -186,3 +190,24 @@ def card_html(label: Hashable, row: pd.Series, image: str | None, *, text: str |
         lines.append(f'<div class="qinb-field" title="{html.escape(whole, quote=True)}">'
                      f'{html.escape(str(field))}: {html.escape(shown)}</div>')
     return "\n".join(lines) + "</div>"
+
+
+def detail_html(label: Hashable, row: pd.Series, image: str | None, *, text: str | None) -> str:
+    """One hit in full: the larger picture, the whole text, every payload field, the scores.
+    Everything from the payload is escaped."""
+    parts = [f'<div class="qinb-detail"><b>#{int(row["rank"])}</b> '
+             f'{float(row["score"]):.4f} · {html.escape(str(label))}']
+    if image:
+        parts.append(f'<img src="{html.escape(image, quote=True)}" alt="{html.escape(str(label))}">')
+    if text and isinstance(row.get(text), str):
+        parts.append(f'<div class="qinb-text">{html.escape(row[text])}</div>')
+    cells = []
+    for key, value in row.items():
+        if key in ("score", "rank") or key == text or str(key).endswith(THUMBNAIL_SUFFIX):
+            continue
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            continue
+        cells.append(f"<tr><td><b>{html.escape(str(key))}</b></td>"
+                     f"<td>{html.escape(str(value))}</td></tr>")
+    parts.append(f"<table>{''.join(cells)}</table></div>")
+    return "".join(parts)

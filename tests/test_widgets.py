@@ -71,7 +71,7 @@ def test_more_like_this_button_requeries_by_that_row(text_widget):
     w = text_widget
     w.search("simmer a sauce")
     first = w.results.index[0]
-    w.cards.children[0].children[1].click()
+    w.cards.children[0].children[1].children[0].click()  # "more like this"
     assert first not in w.results.index
     assert w.status.value.split(" · ")[1] == f"more like #1 {first}"  # which hit, by rank
     assert w.asked.value == f"<b>more like</b> #1 {first}" and w.query.value == ""
@@ -259,3 +259,23 @@ def test_filter_controls_fit_their_fields(client):
                                                          "pages: 27 – 1000  ✕"]
     w.chips.children[0].click()
     assert author.value == "" and set(w.results["pages"]) <= set(range(27, 1001))
+
+
+def test_details_show_the_whole_hit(photo_widget, photos):
+    w = photo_widget
+    w.search("a rocket on its launch pad")
+    label = w.results.index[0]
+    card = w.cards.children[0]
+    more, details = card.children[1].children
+    assert (more.description, details.description) == ("more like this", "details")
+    details.click()
+    page, close = w.detail.children
+    view = page.value
+    assert f"· {label}" in view and photos.loc[label, "caption"] in view
+    assert "<b>kind</b></td><td>" in view and "<b>megapixels</b>" in view  # every field
+    picture = view.split('<img src="')[1].split('"')[0]
+    from qinb.viz import _decode
+
+    assert max(_decode(picture).size) > 160  # larger than the card's thumbnail
+    close.click()
+    assert w.detail.children == ()

@@ -87,6 +87,9 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
             value=None, description="labelled", layout=W.Layout(width="60%"))
         self._queries = queries
         self.asked = W.HTML()  # what the hits answer when it is not the text in the box
+        self.detail = W.VBox()  # one hit in full, opened from its card
+        self._close = W.Button(description="close", layout=W.Layout(width="auto"))
+        self._close.on_click(lambda _: setattr(self.detail, "children", ()))
         self.chips = W.HBox(layout=W.Layout(flex_flow="row wrap"))  # the active filters
         self._quiet = False  # set while the widget itself changes the query box
         self._searched_at = 0.0
@@ -116,7 +119,7 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         if self.filters:
             rows.append(W.HBox(list(self.filters.values()), layout=W.Layout(flex_flow="row wrap")))
         super().__init__([W.HTML(cards.CARD_CSS), *rows, self.asked, self.chips, self.status,
-                          self.cards])
+                          self.detail, self.cards])
 
     def _filter_control(self, facet: cards.Facet) -> W.Widget:
         if facet.kind == "choice":
@@ -190,6 +193,17 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         self._show_filters()
         self._show(hits, grades)
         return hits
+
+    def _open(self, label: Hashable, row: pd.Series, image: str | None,
+              text: str | None) -> None:
+        """The detail view of one hit: larger picture, whole text, every field."""
+        from qinb.viz import thumbnail
+
+        pictures = [row.get(c) for c in (s.column for s in self.specs.values() if isinstance(s, Image))]
+        larger = next((thumbnail(p, 480) for p in pictures
+                       if isinstance(p, str) and p and not p.startswith("<")), None)
+        self.detail.children = (W.HTML(cards.detail_html(label, row, larger or image, text=text)),
+                                self._close)
 
     def _show_query(self, text: str | None, image: Any, like: Hashable | None,
                     target: str = "") -> None:
@@ -272,9 +286,11 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
             more = W.Button(description="more like this", layout=W.Layout(width="auto"))
             target = label if self.df is not None else row["id"]
             more.on_click(lambda _, t=target: self.search(like=t))
+            details = W.Button(description="details", layout=W.Layout(width="auto"))
+            details.on_click(lambda _, lb=label, r=row, i=image: self._open(lb, r, i, text))
             card = W.HTML(cards.card_html(label, row, image, text=text, fields=fields,
                                           relevance=grade, query=query, bm25=bm25))
-            children.append(W.VBox([card, more]))
+            children.append(W.VBox([card, W.HBox([more, details])]))
         self.cards.children = tuple(children)
 
     def _on_labelled(self, change: dict[str, Any]) -> None:
