@@ -4,10 +4,12 @@ sample collections, prints a few searches and executes the notebooks into HTML r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 DEMO_QUERIES = (
@@ -94,6 +96,8 @@ def run_notebooks(directory: Path, reports: Path, timeout: int = 900,
     from nbclient.exceptions import CellExecutionError
     from nbconvert import HTMLExporter
 
+    from qinb.report import static_widgets
+
     reports.mkdir(parents=True, exist_ok=True)
     written, failed = [], []
     for path in [directory / f"{name}.ipynb" for name in names
@@ -104,16 +108,20 @@ def run_notebooks(directory: Path, reports: Path, timeout: int = 900,
                 cell.outputs, cell.execution_count = [], None
         started = time.perf_counter()
         try:
-            NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                           resources={"metadata": {"path": str(directory)}}).execute()
+            # each notebook tells its story on a store of its own (its first upsert creates its
+            # collection); the embedding cache is shared, so nothing is embedded twice
+            with _own_store(reports / "stores" / path.stem):
+                NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                               resources={"metadata": {"path": str(directory)}}).execute()
             status = "ok"
         except CellExecutionError as exc:
             failed.append(path.name)
             status = f"FAILED: {str(exc).strip().splitlines()[-1]}"
+        nbformat.write(notebook, reports / path.name)  # type: ignore[no-untyped-call]
+        static_widgets(notebook)  # the report needs no widget JavaScript, nor a network
         html, _ = HTMLExporter().from_notebook_node(notebook)  # type: ignore[no-untyped-call]
         target = reports / f"{path.stem}.html"
         target.write_text(html, encoding="utf-8")
-        nbformat.write(notebook, reports / path.name)  # type: ignore[no-untyped-call]
         written.append(target)
         print(f"{path.name}: {status} ({time.perf_counter() - started:.0f} s) -> {target}")
     if failed:
@@ -121,6 +129,26 @@ def run_notebooks(directory: Path, reports: Path, timeout: int = 900,
 
         raise QinbError(f"notebooks failed: {', '.join(failed)}; their reports show the error")
     return written
+
+
+@contextlib.contextmanager
+def _own_store(path: Path) -> Iterator[None]:
+    """Notebook kernels started inside get a fresh store at ``path``, and the embedding cache of
+    the store they would have used."""
+    from qinb import cache
+
+    before = {k: os.environ.get(k) for k in ("QINB_STORE", "QINB_CACHE")}
+    os.environ["QINB_CACHE"] = str(cache.path())
+    shutil.rmtree(path, ignore_errors=True)
+    os.environ["QINB_STORE"] = str(path)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -106,6 +106,13 @@ def test_quickstart_shows_the_rerun_and_the_widget(demo):
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
     widget_results = _text(outputs[-1:])  # the last cell shows w.results, readable without JS
     assert widget_results.splitlines()[3].split()[0] == "for"  # header, index name, rank 1
+    # its own story on its own store: the first upsert creates, the re-run skips
+    assert "rows=79, upserted=79, unchanged=0" in text
+    # the report draws the widget from its saved state: cards and all, with no network
+    page = (demo[1] / "01-quickstart.html").read_text()
+    static = next(part for part in page.split('class="qinb-static"')[1:] if "hits ·" in part)
+    assert static.count('<div class="qinb-card') == 6
+    assert "6 hits · text · text, bm25" in static and "<b>#1</b>" in static
 
 
 def test_images_notebook_says_it_uses_stand_in_models(demo):
