@@ -160,7 +160,7 @@ def test_a_labelled_query_marks_the_relevant_hits_and_names_the_missed(corpus, c
 
 def test_the_query_area_shows_what_the_hits_answer(photo_widget, photos):
     w = photo_widget
-    w.query.value = "a cat"
+    w.search("a cat")  # from code: the box shows it as if typed
     assert w.asked.value == "" and w.query.value == "a cat"
     data = Path(photos.loc["chelsea", "photo"]).read_bytes()
     w.upload.value = ({"name": "chelsea.png", "type": "image/png", "size": len(data),

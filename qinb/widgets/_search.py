@@ -210,14 +210,14 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         """The query area shows what the hits answer: the text in the box, else the picture or
         the row they are like (the box is emptied, without searching)."""
         self._searched_at = time.monotonic()
+        self._quiet = True
+        try:
+            self.query.value = text or ""  # a search from code shows its text too
+        finally:
+            self._quiet = False
         if text is not None:
             self.asked.value = ""
             return
-        self._quiet = True
-        try:
-            self.query.value = ""
-        finally:
-            self._quiet = False
         if like is not None:
             self.asked.value = (f"<b>more like</b> {html.escape(target)}"
                                 f"{html.escape(cards.middle(str(like), 60))}")
