@@ -96,7 +96,7 @@ def run_notebooks(directory: Path, reports: Path, timeout: int = 900,
     from nbclient.exceptions import CellExecutionError
     from nbconvert import HTMLExporter
 
-    from qinb.report import static_widgets
+    from qinb.static_widgets import static_widgets
 
     reports.mkdir(parents=True, exist_ok=True)
     written, failed = [], []

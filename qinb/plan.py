@@ -1,0 +1,157 @@
+"""Checking a whole frame before anything is written: arguments, columns, cells, payload values,
+ids; then its valid rows, chunk by chunk, as payloads and inference objects."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pandas as pd
+
+from qinb.embed import Item
+from qinb.errors import ArgumentError, InvalidRowsError
+from qinb.images import ImageCell, thumbnail_column
+from qinb.inference import (
+    MAX_POINT_ID,
+    cell_items,
+    check_cells,
+    check_columns,
+    check_frame,
+    check_vectors,
+    payload_cells,
+    point_id,
+)
+from qinb.payload import convert
+from qinb.spec import Bm25, Image, Spec
+from qinb.store import ROW_KEY, Store
+
+__all__ = ["FAILED_COLUMNS", "Plan", "Row", "fit", "make_plan"]
+
+FAILED_COLUMNS = ["row", "column", "reason"]
+
+
+@dataclass
+class Row:
+    label: Hashable
+    id: int | str
+    payload: dict[str, Any]
+    items: dict[str, Item]
+    thumbnails: dict[str, ImageCell]  # image columns whose thumbnail goes into the payload
+
+    def add_thumbnails(self) -> None:
+        """Make the thumbnails: only for points about to be written (unchanged rows skip this)."""
+        for column, cell in self.thumbnails.items():
+            self.payload[thumbnail_column(column)] = cell.thumbnail()
+
+
+@dataclass
+class Plan:
+    """A checked frame: which rows are valid, their ids, and the image cells already read."""
+
+    df: pd.DataFrame
+    vectors: Mapping[str, Spec]
+    columns: list[str]
+    ids: list[int | str]
+    valid: list[int]
+    failed: pd.DataFrame
+    images: dict[str, dict[int, ImageCell]]
+    wire: bool
+    thumbnails: bool
+
+    def chunks(self, size: int) -> Iterator[list[Row]]:
+        """The valid rows, ``size`` at a time, with their inference objects and payloads."""
+        source_columns = [s.column for s in self.vectors.values()]
+        keep = list(dict.fromkeys([*self.columns, *source_columns]))
+        for start in range(0, len(self.valid), size):
+            positions = self.valid[start:start + size]
+            items = {name: cell_items(self.df[spec.column], positions, spec,
+                                      self.images.get(name, {}), self.wire)
+                     for name, spec in self.vectors.items()}
+            records = self.df.iloc[positions][keep].to_dict("records")  # rows first: no copy of the frame
+            rows = []
+            for pos, raw in zip(positions, records, strict=True):
+                label = self.df.index[pos]
+                row_items = {n: d[pos] for n, d in items.items()}
+                # image cells are stored as their reference, not their pixels (the engine does
+                # not keep inference input), so they skip the JSON conversion
+                images = {str(self.vectors[n].column): i.data for n, i in row_items.items()
+                          if isinstance(i.data, ImageCell)}
+                data = {str(k): convert(v) for k, v in raw.items() if str(k) not in images}
+                data[ROW_KEY] = convert(label)
+                data.update({column: cell.source for column, cell in images.items()})
+                rows.append(Row(label, self.ids[pos], data, row_items,
+                                 images if self.thumbnails else {}))
+            yield rows
+
+
+def make_plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | None,
+          payload: Sequence[str] | str | None, errors: str, *, wire: bool = False,
+          thumbnails: bool = False) -> Plan:
+    """Check the whole frame before anything is written: arguments, columns, cells, ids."""
+    if errors not in ("raise", "skip"):
+        raise ArgumentError(f"errors must be 'raise' or 'skip', not {errors!r}")
+    if not isinstance(df, pd.DataFrame):
+        raise ArgumentError(f"upsert takes a pandas DataFrame, not a {type(df).__name__}")
+    vectors = check_vectors(vectors)
+    columns = list(df.columns) if payload is None else [payload] if isinstance(payload, str) \
+        else list(payload)
+    check_columns(df, columns, "payload=")
+    if id_column is not None:
+        check_columns(df, [id_column], "id_column=")
+    image_columns = {s.column for s in vectors.values() if isinstance(s, Image)}
+    stored = list(dict.fromkeys([*columns, *(s.column for s in vectors.values())]))
+    check_frame(df, stored)
+    problems: list[tuple[int, str, str]] = []
+    images: dict[str, dict[int, ImageCell]] = {}
+    for name, spec in vectors.items():
+        images[name], bad = check_cells(df, name, spec, wire=wire)
+        problems.extend(bad)
+    problems.extend(payload_cells(df, [c for c in stored if c not in image_columns]))
+    keys = (df[id_column] if id_column is not None else df.index).tolist()
+    ids = [point_id(k) for k in keys]
+    seen: set[int | str] = set()
+    for pos, pid in enumerate(ids):
+        if isinstance(pid, int) and pid >= MAX_POINT_ID:
+            problems.append((pos, id_column or "index", f"id {pid} is too large: Qdrant takes "
+                             "ids below 2**64, or UUIDs; use a smaller id or a text label"))
+        elif pid in seen:
+            problems.append((pos, id_column or "index",
+                             f"duplicate id {keys[pos]!r}: an earlier row has the same id"))
+        seen.add(pid)
+    # two vectors of one column report the same cell once
+    problems = sorted(set(problems), key=lambda p: p[0])
+    bad_positions = sorted({pos for pos, _, _ in problems})
+    failed = pd.DataFrame([(df.index[pos], column, why) for pos, column, why in problems],
+                          columns=FAILED_COLUMNS)
+    if len(failed) and errors == "raise":
+        rows = [df.index[pos] for pos in bad_positions]
+        raise InvalidRowsError(
+            f"{len(rows)} row(s) cannot be upserted, rows {rows[:10]}"
+            f"{' ...' if len(rows) > 10 else ''}: "
+            + "; ".join(f"row {r!r} {c}: {why}" for r, c, why in failed.head(5).itertuples(False))
+            + ". Fix them, or pass errors='skip' to store the other rows and get these in "
+              "report.failed. Nothing was written.",
+            failed,
+        )
+    skip = set(bad_positions)
+    valid = [pos for pos in range(len(df)) if pos not in skip]
+    return Plan(df, vectors, columns, ids, valid, failed, images, wire, thumbnails)
+
+
+def fit(plan: Plan, store: Store | None = None, collection: str = "") -> dict[str, Spec]:
+    """The specs with each ``Bm25(avg_len="auto")`` given a length: the one saved with the
+    collection when it has that vector already (so ingest and queries keep agreeing), else the
+    average measured on the frame's valid texts."""
+    saved: Mapping[str, Any] = {}
+    if store is not None and store.exists(collection):
+        saved = (store.shape(collection).metadata.get("qinb") or {}).get("vectors") or {}
+    out = dict(plan.vectors)
+    for name, spec in plan.vectors.items():
+        if isinstance(spec, Bm25) and spec.avg_len == "auto":
+            if name in saved:
+                length = (saved[name].get("options") or {}).get("avg_len")
+            else:
+                length = spec.measure(plan.df[spec.column].iloc[plan.valid].tolist())
+            out[name] = replace(spec, avg_len=length)
+    return out
