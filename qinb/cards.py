@@ -6,17 +6,19 @@ from __future__ import annotations
 import html
 import re
 import textwrap
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from qinb.evaluate import Judged, judged_hits
 from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
 from qinb.spec import Spec
 from qinb.store import Store, sample_payloads
 
-__all__ = ["Facet", "card_html", "detail_html", "facet_filter", "facets", "highlight", "middle"]
+__all__ = ["Facet", "card_html", "detail_html", "facet_filter", "facets", "highlight", "middle",
+           "status_html"]
 
 MAX_CHOICES = 20
 MAX_TEXT_CHOICE = 80  # longer texts are prose, not a field to filter on
@@ -211,3 +213,25 @@ def detail_html(label: Hashable, row: pd.Series, image: str | None, *, text: str
                      f"<td>{html.escape(str(value))}</td></tr>")
     parts.append(f"<table>{''.join(cells)}</table></div>")
     return "".join(parts)
+
+
+def status_html(hits: pd.DataFrame, what: str, using: Sequence[str], elapsed_ms: float,
+                judged: Judged | None = None) -> tuple[str, list[int | None]]:
+    """The status line under the query (escaped HTML) and, for a labelled query, each hit's
+    relevance: how many hits, of what, by which vectors, how fast; a vector that found none of
+    the hits ("bm25 matched nothing": a nonsense query looks like one); relevant found and
+    missed."""
+    status = html.escape(f"{len(hits)} hits · {what} · {', '.join(using)} · {elapsed_ms:.0f} ms")
+    silent = [str(c)[len("score_"):] for c in hits.columns
+              if str(c).startswith("score_") and len(hits) and hits[c].isna().all()]
+    if silent:
+        status += html.escape(f" · {', '.join(silent)} matched nothing")
+    if not judged:
+        return status, [None] * len(hits)
+    grades, missed = judged_hits(hits, judged)
+    relevant = sum(1 for _, grade in judged.values() if grade > 0)
+    status += f" · {sum(1 for g in grades if g)} of {relevant} relevant found"
+    if missed:
+        names = ", ".join(html.escape(str(m)) for m in missed)
+        status += f' · <span class="qinb-missed">missed: {names}</span>'
+    return status, grades

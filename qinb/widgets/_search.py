@@ -13,7 +13,7 @@ import pandas as pd
 
 from qinb import cards
 from qinb.errors import QinbError, require
-from qinb.evaluate import Judged, judged_hits, judgements
+from qinb.evaluate import Judged, judgements
 from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
 from qinb.search import search as run_search
 from qinb.spec import Bm25, Image
@@ -174,21 +174,8 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         self.results = hits
         what = (f"more like {target}{cards.middle(str(like), 40)}" if like is not None
                 else "image" if image is not None else "text")
-        status = html.escape(f"{len(hits)} hits · {what} · {', '.join(using)} · {elapsed:.0f} ms")
-        # a vector that found none of the hits says so: a nonsense query looks like one
-        silent = [str(c)[len("score_"):] for c in hits.columns
-                  if str(c).startswith("score_") and len(hits) and hits[c].isna().all()]
-        if silent:
-            status += html.escape(f" · {', '.join(silent)} matched nothing")
         judged = self._judged[1] if self._judged and self._judged[0] == text else None
-        grades, missed = judged_hits(hits, judged) if judged else ([None] * len(hits), [])
-        if judged:
-            relevant = sum(1 for g in judged.values() if g[1] > 0)
-            found = sum(1 for g in grades if g)
-            status += f" · {found} of {relevant} relevant found"
-            if missed:
-                names = ", ".join(html.escape(str(m)) for m in missed)
-                status += f' · <span class="qinb-missed">missed: {names}</span>'
+        status, grades = cards.status_html(hits, what, using, elapsed, judged)
         self.status.value = status
         self._show_filters()
         self._show(hits, grades)
