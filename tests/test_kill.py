@@ -71,7 +71,10 @@ def test_kills_and_interrupts_at_random_moments_end_exact(tmp_path):
     counts = [written]
     for after, sig in rounds:
         code, out, err = run(path, after=after, sig=sig)
-        assert code in (-signal.SIGKILL, 130, 0), err[-2000:]
+        # a SIGINT that comes after the upsert ended, while Python is shutting down, ends the
+        # process by the signal itself: the run finished, and said so
+        finished = code == -signal.SIGINT and out.startswith("done")
+        assert code in (-signal.SIGKILL, 130, 0) or finished, (code, out, err[-2000:])
         store = qinb.connect(path)
         counts.append(store.count("k"))
         store.close()
