@@ -6,7 +6,6 @@ from collections.abc import Hashable, Mapping, Sequence
 from pathlib import PurePath
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 from qdrant_client import QdrantClient, models
 
@@ -237,30 +236,15 @@ def search(collection: str, query: Any = None, *,
 def _vector_scores(store: Store, collection: str, probes: Sequence[Probe], hits: Sequence[Hit]
                    ) -> dict[str, dict[Any, float]]:
     """Why each hit matched: its score under each named vector on its own (a hit a vector
-    does not find, such as BM25 with no word in common, has none). Dense scores are the cosine
-    of the query with the hits' stored vectors (stored normalised); sparse scores need the
-    engine's IDF, so the engine scores the hits alone (they passed any filter already)."""
+    does not find, such as BM25 with no word in common, has none). The engine scores the hits
+    alone under each probe, in one call (they passed any filter already)."""
     if len(probes) == 1:
         return {probes[0].using: {h.id: h.score for h in hits}}
     if store.cloud:
         return {}  # each vector's query would be embedded by the server a second time
     if not hits:
         return {p.using: {} for p in probes}
-    ids: list[Any] = [h.id for h in hits]
-    dense = [p for p in probes if isinstance(p.vector, np.ndarray)]
-    stored = {r.id: r.vectors for r in store.retrieve(collection, ids, payload=False,
-                                                      vectors=[p.using for p in dense])} if dense else {}
-    scores: dict[str, dict[Any, float]] = {}
-    for probe in probes:
-        if isinstance(probe.vector, np.ndarray):
-            query = probe.vector / (np.linalg.norm(probe.vector) or 1.0)
-            scores[probe.using] = {i: float(np.dot(query, v[probe.using])) for i, v in stored.items()
-                                   if isinstance(v.get(probe.using), np.ndarray)}
-        else:
-            only = models.Filter(must=[models.HasIdCondition(has_id=list(ids))])
-            scores[probe.using] = {h.id: h.score for h in store.query(
-                collection, [probe], limit=len(hits), filter=only)}
-    return scores
+    return store.scores(collection, probes, [h.id for h in hits])
 
 
 def _explain_empty(store: Store, collection: str, flt: models.Filter | None,

@@ -92,6 +92,12 @@ class FakeServer:
         if method == "POST" and path.endswith("/points"):  # retrieve by ids
             stored = self.points.get(name, {})
             return ok([{"id": i, "payload": stored[i].get("payload")} for i in body["ids"] if i in stored])
+        if path.endswith("/points/query/batch"):  # each probe scoring the points it names
+            stored = self.points.get(name, {})
+            return ok([{"points": [
+                {"id": i, "version": 1, "score": 0.5 + 0.1 * n}
+                for i in search["filter"]["must"][0]["has_id"] if i in stored]}
+                for n, search in enumerate(body["searches"])])
         if path.endswith("/points/query"):
             return ok({"points": [{"id": 7, "version": 1, "score": 0.9,
                                    "payload": {"text": "Mars", "_qinb_row": "doc01"}}]})

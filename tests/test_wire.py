@@ -150,3 +150,23 @@ def test_copy_from_the_embedded_store_to_a_server_sends_vectors_and_specs(server
     before = len(server.requests)
     assert qinb.copy("local", to=up, source=client, name="moved", progress=False) == 0
     assert not [p for m, p, _ in server.requests[before:] if m == "PUT"]
+
+
+def test_hybrid_hits_from_a_server_are_scored_per_vector_in_one_batch(server, corpus):
+    """Without cloud inference the hits' own scores under each vector come from one batch
+    request that names the hits, with each probe as embedded here."""
+    remote = qinb.connect(url="https://cluster.qdrant.test:6333", api_key="secret",
+                          transport=httpx.MockTransport(server), check_compatibility=False)
+    corpus.qdrant.upsert("why", vectors={"text": qinb.Text("text"), "bm25": qinb.Bm25("text")},
+                         client=remote, progress=False)
+    server.points["why"][7] = {"id": 7}  # the point the fake server's query answers
+    hits = corpus.qdrant.search("why", "red planet", client=remote, limit=5)
+    batch = [b for m, p, b in server.requests if p == "/collections/why/points/query/batch"]
+    assert len(batch) == 1
+    searches = batch[0]["searches"]
+    assert [s["using"] for s in searches] == ["text", "bm25"]
+    assert len(searches[0]["query"]["nearest"]) == 384
+    assert set(searches[1]["query"]["nearest"]) == {"indices", "values"}
+    assert all(s["filter"] == {"must": [{"has_id": [7]}]} and s["limit"] == 1 for s in searches)
+    assert hits[["score_text", "score_bm25"]].values.tolist() == [[0.5, 0.6]]
+    remote.close()

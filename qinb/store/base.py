@@ -151,6 +151,12 @@ class Store(abc.ABC):
         """Nearest points to one probe, or to several fused by ``fusion`` ("rrf" or "dbsf"),
         each probe fetching ``depth`` candidates; payloads included."""
 
+    @abc.abstractmethod
+    def scores(self, collection: str, probes: Sequence[Probe],
+               ids: Sequence[PointId]) -> dict[str, dict[PointId, float]]:
+        """Each probe's own score for each of these points, in one call (a point a probe does
+        not reach, such as a sparse vector with no index in common, has none)."""
+
     def finish(self, collection: str, progress: bool = True) -> None:  # noqa: B027
         """After a large write: build what makes queries fast (an index), if the engine needs it."""
 

@@ -299,6 +299,16 @@ class ClientStore(Store):
                 query=models.FusionQuery(fusion=FUSIONS[fusion or "rrf"]), with_payload=True)
         return [Hit(plain_id(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
 
+    @_guarded("scoring the hits in collection {0!r}")
+    def scores(self, collection: str, probes: Sequence[Probe],
+               ids: Sequence[PointId]) -> dict[str, dict[PointId, float]]:
+        only = models.Filter(must=[models.HasIdCondition(has_id=list(ids))])
+        answers = self.client.query_batch_points(collection, [models.QueryRequest(
+            query=_wire(p.vector), using=p.using, filter=only, limit=len(ids), with_payload=False)
+            for p in probes])
+        return {p.using: {plain_id(h.id): float(h.score) for h in answer.points}
+                for p, answer in zip(probes, answers, strict=True)}
+
     def close(self) -> None:
         self.closed = True
         self.client.close()

@@ -260,6 +260,19 @@ class EdgeStore(Store):
             raw = shard.query(request)
         return [Hit(plain_id(p.id), float(p.score), dict(p.payload or {})) for p in raw]
 
+    def scores(self, collection: str, probes: Sequence[Probe],
+               ids: Sequence[PointId]) -> dict[str, dict[PointId, float]]:
+        import qdrant_edge as E
+
+        only = E.Filter(must=[E.HasIdCondition(set(ids))])
+        batch = E.QueryBatchRequest([E.QueryRequest(
+            limit=len(ids), query=E.Query.Nearest(_to_edge(p.vector), using=p.using), filter=only,
+            with_payload=False) for p in probes])
+        with self._shard(collection) as shard:
+            answers = shard.query_batch(batch)
+        return {p.using: {plain_id(h.id): float(h.score) for h in hits}
+                for p, hits in zip(probes, answers, strict=True)}
+
     @staticmethod
     def _index_payload(shard: Any, flt: models.Filter | None) -> None:
         """Index the payload fields a filter uses, once, where the collection is large enough
