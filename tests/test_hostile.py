@@ -132,3 +132,19 @@ def test_payload_text_with_dollars_is_plotted_as_it_is(artifacts):
     scores.savefig(artifacts / "plot_scores_dollars.png", dpi=60)
     assert [t.get_text() for t in scores.get_axes()[0].get_yticklabels()] == [
         "#1 \\$a\\$", "#2 b\\$"]
+
+
+def test_the_widget_fetches_payload_urls_only_where_allowed(trickle, clip_standins):
+    url, served = trickle
+    frame = pd.DataFrame({"photo": [f"{url}/ok/{i}.png" for i in range(3)]}, index=["a", "b", "c"])
+    frame.qdrant.upsert("remote", vectors={"photo": qinb.Image("photo")}, progress=False)
+    fetched = len(served.seen)
+    assert fetched == 3  # the upsert reads each picture once
+    for allowed, pictures, more in ((False, 0, 0), (True, 1, 4)):
+        viz.thumbnail.cache_clear()
+        w = frame.qdrant.widget("remote", fetch_urls=allowed)
+        w.search("a small square")
+        assert [card.children[0].value.count("<img") for card in w.cards.children] == [pictures] * 3
+        w.cards.children[0].children[1].children[1].click()  # details: the larger picture
+        assert len(served.seen) == fetched + more  # three cards and one larger picture, or none
+        fetched = len(served.seen)

@@ -47,6 +47,10 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
     queries, qrels : Series and DataFrame, optional
         Labelled queries, as :func:`qinb.evaluate` takes them: a dropdown picks one, its hits
         are marked relevant or not, and the relevant rows it missed are named.
+    fetch_urls : bool, optional
+        Fetch the pictures behind http(s) URLs in hits' payloads to show them (default
+        :func:`qinb.viz.display_urls`: on unless ``QINB_DISPLAY_URLS=0``). Turn it off for
+        collections from sources you do not trust.
 
     Examples
     --------
@@ -57,8 +61,12 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
 
     def __init__(self, collection: str, client: Any = None, df: pd.DataFrame | None = None,
                  limit: int = 12, secrets: Mapping[str, str] | None = None,
-                 queries: pd.Series | None = None, qrels: pd.DataFrame | None = None) -> None:
+                 queries: pd.Series | None = None, qrels: pd.DataFrame | None = None,
+                 fetch_urls: bool | None = None) -> None:
+        from qinb.viz import display_urls
+
         self.collection = collection
+        self._fetch_urls = display_urls() if fetch_urls is None else fetch_urls
         self.client = as_store(client)
         self.df = df
         self._secrets = secrets  # never shown: not a trait, so not in the widget state
@@ -187,7 +195,7 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         from qinb.viz import thumbnail
 
         pictures = [row.get(c) for c in (s.column for s in self.specs.values() if isinstance(s, Image))]
-        larger = next((thumbnail(p, 480) for p in pictures
+        larger = next((thumbnail(p, 480, fetch=self._fetch_urls) for p in pictures
                        if isinstance(p, str) and p and not p.startswith("<")), None)
         self.detail.children = (W.HTML(cards.detail_html(label, row, larger or image, text=text)),
                                 self._close)
@@ -268,8 +276,8 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         grades = grades or [None] * len(hits)
         query = (self._last or {}).get("text")
         bm25 = next((s.model_options for s in self.specs.values() if isinstance(s, Bm25)), None)
-        for (label, row), image, grade in zip(hits.iterrows(), hit_images(hits, pictures), grades,
-                                              strict=True):
+        images = hit_images(hits, pictures, fetch_urls=self._fetch_urls)
+        for (label, row), image, grade in zip(hits.iterrows(), images, grades, strict=True):
             more = W.Button(description="more like this", layout=W.Layout(width="auto"))
             target = label if self.df is not None else row["id"]
             more.on_click(lambda _, t=target: self.search(like=t))
@@ -325,7 +333,8 @@ def _rank_of(hits: pd.DataFrame, label: Hashable) -> str:
 
 def widget(collection: str, *, client: Any = None, df: pd.DataFrame | None = None,
            limit: int = 12, secrets: Mapping[str, str] | None = None,
-           queries: pd.Series | None = None, qrels: pd.DataFrame | None = None) -> SearchWidget:
+           queries: pd.Series | None = None, qrels: pd.DataFrame | None = None,
+           fetch_urls: bool | None = None) -> SearchWidget:
     """A :class:`SearchWidget` for ``collection`` (the twin of ``df.qdrant.widget``)."""
     return SearchWidget(collection, client=client, df=df, limit=limit, secrets=secrets,
-                        queries=queries, qrels=qrels)
+                        queries=queries, qrels=qrels, fetch_urls=fetch_urls)
