@@ -3,9 +3,9 @@ and its peer (qdrant-client's ``upload_points`` with ``models.Document``), on sh
 30% duplicates and on long texts; a warm re-run and a payload-only change; peak RSS.
 
 Each variant runs in its own process (model loaded before the clock starts) so that its peak
-RSS is its own. Dense text is the real all-MiniLM-L6-v2 from ``.models/``.
+RSS is its own. Dense text is the real all-MiniLM-L6-v2 from ``~/.qinb/models`` (``make models``).
 
-    .venv/bin/python bench/ingest.py            # about 12 minutes on 2 cores
+    .venv/bin/python bench/ingest.py            # 8-12 minutes on 2 cores
 """
 
 from __future__ import annotations
