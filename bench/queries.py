@@ -12,6 +12,7 @@ all-MiniLM-L6-v2 and BM25 in every variant alike.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import subprocess
@@ -58,14 +59,21 @@ def fill(store: Store, n: int) -> None:
 
 def p50s(variants: dict[str, Any]) -> dict[str, float]:
     """Median ms per variant, each query run by every variant in turn (after one warm-up
-    round), so that machine noise and warm caches fall on all alike."""
+    round), so that machine noise and warm caches fall on all alike. The order rotates from
+    query to query, since a variant that follows a slow one pays for its garbage and cold caches;
+    as in ``timeit``, garbage collection is done between calls, not inside the timed one."""
     times: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
     for i, q in enumerate([QUERIES[0], *QUERIES]):
-        for name, run in variants.items():
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            gc.collect()
+            gc.disable()
             start = time.perf_counter()
-            run(q)
+            variants[name](q)
+            elapsed = time.perf_counter() - start
+            gc.enable()
             if i:
-                times[name].append(time.perf_counter() - start)
+                times[name].append(elapsed)
     return {name: statistics.median(t) * 1000 for name, t in times.items()}
 
 
@@ -141,6 +149,7 @@ def main() -> None:
         store.finish("c", progress=False)
         print(f"{name}: {n} points written and indexed in {time.perf_counter() - start:.1f} s")
     qinb.search("c", "warm up", client=edge)  # models loaded before the clock
+    gc.freeze()  # local mode's millions of stored objects: not walked by each collection
     kinds = {"qinb on Edge": qinb_kinds(edge), "raw qdrant_edge": raw_kinds(edge),
              "qinb on local mode": qinb_kinds(local)}
     results: dict[str, dict[str, float]] = {name: {} for name in kinds}
