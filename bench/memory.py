@@ -86,21 +86,24 @@ def main() -> None:
         return
     got = {n: run(Path(__file__), str(n)) for n in args.rows}
     engine = {n: run(Path(__file__), str(n), "--engine-only") for n in args.rows}
-    print("rows       upsert s   frame MB   peak RSS MB   of it anonymous MB   engine alone MB (anon)"
-          "   qinb beyond frame and engine MB")
+    print("rows       upsert s   frame MB   peak RSS MB   engine alone MB   peak anonymous MB"
+          "   engine alone   qinb beyond frame and engine")
     for n, r in got.items():
-        own = r["rss_mb"] - r["frame_mb"] - engine[n]["rss_mb"]
         print(f"{n:>9,d}  {r['seconds']:8.0f}  {r['frame_mb']:9.0f}  {r['rss_mb']:12.0f}"
-              f"  {r['anon_mb']:19.0f}  {engine[n]['rss_mb']:9.0f} ({engine[n]['anon_mb']:.0f})"
-              f"  {own:16.0f}")
+              f"  {engine[n]['rss_mb']:16.0f}  {r['anon_mb']:18.0f}  {engine[n]['anon_mb']:13.0f}"
+              f"  {own(got[n], engine[n]):28.0f}")
     first, last = args.rows[0], args.rows[-1]
-
-    def own(n: int) -> float:
-        return got[n]["rss_mb"] - got[n]["frame_mb"] - engine[n]["rss_mb"]
     print(f"{last // first}x the rows: peak RSS x{got[last]['rss_mb'] / got[first]['rss_mb']:.2f}; "
-          f"qinb's own part x{own(last) / own(first):.2f}  (target: 1M rows <= 3000 MB)")
-    print("Anonymous memory is the process's heap; the rest of RSS is the engine's memory-mapped "
-          "files it touched (page cache the kernel can take back).")
+          f"qinb's own part x{own(got[last], engine[last]) / own(got[first], engine[first]):.2f}"
+          "  (target: 1M rows <= 3000 MB)")
+    print("Anonymous memory is the process's heap. The rest of RSS is the engine's memory-mapped "
+          "files it touched (page cache the kernel can take back). qinb's own part is the "
+          "anonymous peak less the frame's size and the engine's own anonymous peak.")
+
+
+def own(qinb_run: dict[str, float], engine_run: dict[str, float]) -> float:
+    """Heap beyond the frame and what the engine alone needs for the same points."""
+    return qinb_run["anon_mb"] - qinb_run["frame_mb"] - engine_run["anon_mb"]
 
 
 if __name__ == "__main__":
