@@ -221,7 +221,7 @@ def status_html(hits: pd.DataFrame, what: str, using: Sequence[str], elapsed_ms:
     relevance: how many hits, of what, by which vectors, how fast; a vector that found none of
     the hits ("bm25 matched nothing": a nonsense query looks like one); relevant found and
     missed."""
-    status = html.escape(f"{len(hits)} hits · {what} · {', '.join(using)} · {elapsed_ms:.0f} ms")
+    status = html.escape(f"{len(hits)} hits · {what} · by {', '.join(using)} · {elapsed_ms:.0f} ms")
     silent = [str(c)[len("score_"):] for c in hits.columns
               if str(c).startswith("score_") and len(hits) and hits[c].isna().all()]
     if silent:

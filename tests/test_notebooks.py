@@ -112,7 +112,7 @@ def test_quickstart_shows_the_rerun_and_the_widget(demo):
     page = (demo[1] / "01-quickstart.html").read_text()
     static = next(part for part in page.split('class="qinb-static"')[1:] if "hits ·" in part)
     assert static.count('<div class="qinb-card') == 6
-    assert "6 hits · text · text, bm25" in static and "<b>#1</b>" in static
+    assert "6 hits · text query · by text, bm25" in static and "<b>#1</b>" in static
 
 
 def test_images_notebook_says_it_uses_stand_in_models(demo):

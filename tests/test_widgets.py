@@ -39,7 +39,7 @@ def test_enter_in_the_query_box_searches_and_shows_ordered_cards(text_widget):
     assert len(cards) == 4
     for rank, (card, (label, row)) in enumerate(zip(cards, w.results.iterrows(), strict=True), start=1):
         assert f"<b>#{rank}</b> {row['score']:.3f} · {label}" in card
-    assert w.status.value.startswith("4 hits · text · text, bm25 · ")
+    assert w.status.value.startswith("4 hits · text query · by text, bm25 · ")
 
 
 def test_search_button_and_programmatic_search_agree_with_qinb_search(text_widget, corpus, client):
@@ -57,7 +57,7 @@ def test_vector_choice_and_filters_change_the_results(text_widget, client, corpu
     w.vectors.value = ("bm25",)
     bm25 = qinb.search("mixed", "pan", using="bm25", limit=4, client=client, df=corpus)
     assert w.results.index.tolist() == bm25.index.tolist()
-    assert "· bm25 ·" in w.status.value
+    assert "· by bm25 ·" in w.status.value
     w.vectors.value = ("text", "bm25")
     w.filters["topic"].value = "planets"
     assert (w.results["topic"] == "planets").all() and len(w.results) == 4
@@ -108,7 +108,7 @@ def test_image_upload_and_path_queries_show_thumbnails(photo_widget, photos):
     w.upload.value = ({"name": "chelsea.png", "type": "image/png", "size": len(data),
                        "content": memoryview(data), "last_modified": dt.datetime.now(dt.timezone.utc)},)
     assert w.results.index[0] == "chelsea" and w.results["score"].iloc[0] == pytest.approx(1, abs=1e-4)
-    assert "· image · image ·" in w.status.value
+    assert "· image query · by image ·" in w.status.value
     cards = card_texts(w)
     assert len(cards) == 6 and all('<img src="data:image/jpeg;base64,' in c for c in cards)
     w.image_path.value = photos.loc["rocket", "photo"]
@@ -133,7 +133,7 @@ def test_text_query_on_a_photo_collection_uses_every_selected_vector(photo_widge
     w = photo_widget
     w.search("a rocket standing on its launch pad")
     assert w.results.index[0] == "rocket"  # text and BM25 match the caption
-    assert "· image, text, bm25 ·" in w.status.value
+    assert "· by image, text, bm25 ·" in w.status.value
 
 
 def test_a_labelled_query_marks_the_relevant_hits_and_names_the_missed(corpus, client):

@@ -181,7 +181,7 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         self._show_query(text, image, like, target)
         self.results = hits
         what = (f"more like {target}{cards.middle(str(like), 40)}" if like is not None
-                else "image" if image is not None else "text")
+                else "image query" if image is not None else "text query")
         judged = self._judged[1] if self._judged and self._judged[0] == text else None
         status, grades = cards.status_html(hits, what, using, elapsed, judged)
         self.status.value = status
