@@ -18,7 +18,7 @@ from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
 from qinb.search import search as run_search
 from qinb.spec import Bm25, Image
 from qinb.store import as_store, saved_specs
-from qinb.viz import hit_images
+from qinb.viz import display_urls, hit_images
 
 require("ipywidgets", "widgets")
 import ipywidgets as W  # noqa: E402
@@ -63,8 +63,6 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
                  limit: int = 12, secrets: Mapping[str, str] | None = None,
                  queries: pd.Series | None = None, qrels: pd.DataFrame | None = None,
                  fetch_urls: bool | None = None) -> None:
-        from qinb.viz import display_urls
-
         self.collection = collection
         self._fetch_urls = display_urls() if fetch_urls is None else fetch_urls
         self.client = as_store(client)
