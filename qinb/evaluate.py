@@ -66,12 +66,11 @@ def _judgements(qrels: pd.DataFrame, queries: pd.Series, df: pd.DataFrame | None
     if missing:
         raise ArgumentError(f"qrels= needs the columns 'query' and 'row' (and optionally "
                             f"'relevance'); it lacks {sorted(missing)}")
-    grades = qrels["relevance"] if "relevance" in qrels.columns else pd.Series(1, qrels.index)
     judged: dict[str, dict[str, int]] = {}
-    for query, row, grade in zip(qrels["query"], qrels["row"], grades, strict=True):
-        if query not in queries.index:
-            continue
-        judged.setdefault(str(query), {})[str(_point_of(row, df, id_column))] = int(grade)
+    for query in queries.index:
+        points = judgements(qrels, query, df, id_column)
+        if points:
+            judged[str(query)] = {str(point): grade for point, (_, grade) in points.items()}
     if not judged:
         raise QueryError("no qrels row names a query of queries=; check the 'query' column")
     return judged
