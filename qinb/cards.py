@@ -14,11 +14,12 @@ import pandas as pd
 
 from qinb.evaluate import Judged, judged_hits
 from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
+from qinb.search import SCORE_PREFIX
 from qinb.spec import Spec
 from qinb.store import Store, sample_payloads
 
 __all__ = ["Facet", "card_html", "detail_html", "facet_filter", "facets", "highlight", "middle",
-           "status_html"]
+           "score_columns", "status_html"]
 
 MAX_CHOICES = 20
 MAX_TEXT_CHOICE = 80  # longer texts are prose, not a field to filter on
@@ -52,6 +53,11 @@ def middle(text: str, width: int) -> str:
 
 
 WORD = re.compile(r"\w+")
+
+
+def score_columns(columns: Sequence[Any]) -> dict[str, Any]:
+    """Each vector's name -> the hits column holding its own score."""
+    return {str(c)[len(SCORE_PREFIX):]: c for c in columns if str(c).startswith(SCORE_PREFIX)}
 
 
 def highlight(text: str, query: str, options: Mapping[str, Any] | None = None,
@@ -174,7 +180,7 @@ def card_html(label: Hashable, row: pd.Series, image: str | None, *, text: str |
         f'<b>#{int(row["rank"])}</b> {float(row["score"]):.3f} · '
         f"{html.escape(middle(str(label), 40))}</div>",
     ]
-    per_vector = {str(c)[len("score_"):]: row[c] for c in row.index if str(c).startswith("score_")}
+    per_vector = {name: row[c] for name, c in score_columns(list(row.index)).items()}
     if len(per_vector) > 1:
         # why it matched: each vector's own score; a vector that did not find the hit shows "–"
         parts = [f"{html.escape(n)} {'–' if pd.isna(v) else f'{float(v):.3g}'}"
@@ -222,8 +228,8 @@ def status_html(hits: pd.DataFrame, what: str, using: Sequence[str], elapsed_ms:
     the hits ("bm25 matched nothing": a nonsense query looks like one); relevant found and
     missed."""
     status = html.escape(f"{len(hits)} hits · {what} · by {', '.join(using)} · {elapsed_ms:.0f} ms")
-    silent = [str(c)[len("score_"):] for c in hits.columns
-              if str(c).startswith("score_") and len(hits) and hits[c].isna().all()]
+    silent = [name for name, c in score_columns(list(hits.columns)).items()
+              if len(hits) and hits[c].isna().all()]
     if silent:
         status += html.escape(f" · {', '.join(silent)} matched nothing")
     if not judged:

@@ -22,6 +22,7 @@ __all__ = ["search", "to_filter"]
 
 RANGE_KEYS = {"gt", "gte", "lt", "lte"}
 HIT_COLUMNS = ("score", "rank", "id")
+SCORE_PREFIX = "score_"  # each vector's own score of a hit: score_<vector>
 FUSIONS = ("rrf", "dbsf")
 
 
@@ -302,12 +303,12 @@ def hits_frame(points: Sequence[Hit], df: pd.DataFrame | None = None,
         payload = dict(p.payload or {})
         label = payload.pop(ROW_KEY, p.id)
         labels.append(tuple(label) if isinstance(label, list) else label)
-        per_vector = {f"score_{n}": by_id.get(p.id, float("nan")) for n, by_id in scores.items()}
+        per_vector = {f"{SCORE_PREFIX}{n}": by_id.get(p.id, float("nan")) for n, by_id in scores.items()}
         # a payload column named like a hit column keeps its value under "payload_<name>"
         fields = {(f"payload_{k}" if k in HIT_COLUMNS or k in per_vector else k): v
                   for k, v in payload.items() if not k.startswith("_qinb")}
         records.append({"score": p.score, "rank": rank, "id": p.id, **per_vector, **fields})
-    columns = [*HIT_COLUMNS, *(f"score_{n}" for n in scores)]
+    columns = [*HIT_COLUMNS, *(f"{SCORE_PREFIX}{n}" for n in scores)]
     hits = pd.DataFrame.from_records(records, columns=None if records else columns)
     if df is not None and isinstance(df.index, pd.MultiIndex) and labels:
         hits.index = pd.MultiIndex.from_tuples(labels, names=df.index.names)

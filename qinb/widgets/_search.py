@@ -14,11 +14,11 @@ import pandas as pd
 from qinb import cards
 from qinb.errors import QinbError, require
 from qinb.evaluate import Judged, judgements
-from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
+from qinb.images import THUMBNAIL_SUFFIX, ImageCellError, load, thumbnail_column
 from qinb.search import search as run_search
 from qinb.spec import Bm25, Image
 from qinb.store import as_store, saved_specs
-from qinb.viz import display_urls, hit_images
+from qinb.viz import display_urls, hit_images, thumbnail
 
 require("ipywidgets", "widgets")
 import ipywidgets as W  # noqa: E402
@@ -190,8 +190,6 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
     def _open(self, label: Hashable, row: pd.Series, image: str | None,
               text: str | None) -> None:
         """The detail view of one hit: larger picture, whole text, every field."""
-        from qinb.viz import thumbnail
-
         pictures = [row.get(c) for c in (s.column for s in self.specs.values() if isinstance(s, Image))]
         larger = next((thumbnail(p, 480, fetch=self._fetch_urls) for p in pictures
                        if isinstance(p, str) and p and not p.startswith("<")), None)
@@ -215,8 +213,6 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
             self.asked.value = (f"<b>more like</b> {html.escape(target)}"
                                 f"{html.escape(cards.middle(str(like), 60))}")
             return
-        from qinb.images import ImageCellError, load
-
         try:
             preview = load(image).thumbnail(64)
         except ImageCellError:
@@ -228,15 +224,11 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
     def _show_filters(self) -> None:
         """The active filters as chips; clicking one removes that filter."""
         chips = []
-        for facet in self._facets:
-            control = self.filters[facet.key]
-            if facet.kind in ("choice", "text") and control.value not in (ANY, ""):
-                shown = f"{facet.key}: {control.value}"
-            elif facet.kind == "range" and tuple(control.value) != (facet.low, facet.high):
-                low, high = control.value
-                shown = f"{facet.key}: {low:g} – {high:g}"
-            else:
-                continue
+        by_key = {f.key: f for f in self._facets}
+        for key, value in self.filter().items():  # the active filters, as the search gets them
+            shown = (f"{key}: {value['gte']:g} – {value['lte']:g}" if isinstance(value, dict)
+                     else f"{key}: {value}")
+            control, facet = self.filters[key], by_key[key]
             chip = W.Button(description=f"{cards.middle(shown, 40)}  ✕", tooltip="remove this filter",
                             layout=W.Layout(width="auto"))
             chip.on_click(lambda _, c=control, f=facet: setattr(c, "value", _cleared(f)))
@@ -264,9 +256,9 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
     def _show(self, hits: pd.DataFrame, grades: list[int | None] | None = None) -> None:
         text = next((s.column for s in self.specs.values() if not isinstance(s, Image)), None)
         sources = {s.column for s in self.specs.values()}
+        scores = set(cards.score_columns(list(hits.columns)).values())
         fields = [c for c in hits.columns if c not in ("score", "rank", "id") and c not in sources
-                  and not str(c).endswith(THUMBNAIL_SUFFIX)
-                  and not str(c).startswith("score_")][:SHOWN_FIELDS]
+                  and not str(c).endswith(THUMBNAIL_SUFFIX) and c not in scores][:SHOWN_FIELDS]
         pictures = [thumbnail_column(s.column) for s in self.specs.values()
                     if isinstance(s, Image)]
         pictures += [s.column for s in self.specs.values() if isinstance(s, Image)]
