@@ -27,7 +27,8 @@ from qinb.errors import (
 )
 from qinb.evaluate import evaluate, query_scores
 from qinb.ingest import UpsertReport, to_points, upsert
-from qinb.search import search, to_filter
+from qinb.query import to_filter
+from qinb.search import search
 from qinb.spec import Bm25, Image, Text
 from qinb.store import ClientStore, EdgeStore, Store, connect, copy, default_path
 from qinb.viz import plot_hits, plot_map, plot_scores

@@ -10,9 +10,9 @@ import pandas as pd
 from qdrant_client import QdrantClient, models
 
 from qinb.errors import ArgumentError, QueryError, require
-from qinb.inference import point_id
-from qinb.search import FUSIONS, _resolve_queries, _vector_names, to_filter
-from qinb.store import Probe, Store, as_store, saved_specs
+from qinb.objects import point_id
+from qinb.query import FUSIONS, nearest, probes, resolve_queries, to_filter, vector_names
+from qinb.store import Store, as_store, saved_specs
 
 __all__ = ["Judged", "evaluate", "judged_hits", "judgements", "metric_columns", "query_scores"]
 
@@ -142,17 +142,17 @@ def evaluate(collection: str, queries: pd.Series | pd.DataFrame, qrels: pd.DataF
     texts = _query_texts(queries)
     configs = _configurations(list(specs), using, fusion)
     names = list(dict.fromkeys(n for group, _ in configs for n in group))
-    _vector_names(specs, names, collection)  # a QueryError naming an unknown vector
+    vector_names(specs, names, collection)  # a QueryError naming an unknown vector
     judged = _judgements(qrels, texts, df, id_column)
     flt = to_filter(filter)
     runs: dict[tuple[tuple[str, ...], str], dict[str, dict[str, float]]] = {c: {} for c in configs}
     asked = [q for q in texts.index if str(q) in judged]
     for qid in tqdm(asked, desc="evaluating", unit="query", disable=not progress or len(asked) < 2):
-        vectors = _resolve_queries(specs, names, texts[qid], store.cloud)  # once per vector
+        vectors = resolve_queries(specs, names, texts[qid], store.cloud)  # once per vector
         for group, f in configs:
-            hits = store.query(collection, [Probe(n, vectors[n]) for n in group], limit=deep,
-                               filter=flt, fusion=None if f == SINGLE else f,
-                               depth=max(deep, 50))
+            # the query path of qinb.search, so these rankings are what search returns
+            hits = nearest(store, collection, probes(specs, {n: vectors[n] for n in group}),
+                           limit=deep, filter=flt, fusion="rrf" if f == SINGLE else f)
             # scores by rank: trec_eval orders by score, so equal scores keep qinb's order
             runs[group, f][str(qid)] = {str(h.id): float(deep - rank) for rank, h in enumerate(hits)}
     columns = metric_columns(k, deep)

@@ -1,154 +1,44 @@
-"""Query building and hits -> DataFrame. Configured from the specs saved with the collection."""
+"""Search: hits of the one query path (:mod:`qinb.query`) as a DataFrame, with each named
+vector's own score and, for chunked vectors, the passage that matched."""
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from pathlib import PurePath
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from qdrant_client import QdrantClient, models
 
-from qinb import models as registry
-from qinb.embed import Embedder, Item, document_item
 from qinb.errors import QinbWarning, QueryError
-from qinb.images import ImageCellError, is_pil, load
-from qinb.inference import MAX_POINT_ID, cell_item, point_id
-from qinb.payload import check_text
-from qinb.spec import Image, Spec, missing_secrets
-from qinb.store import ROW_KEY, Hit, Probe, Store, as_store, sample_payloads, saved_specs
+from qinb.query import (
+    FUSIONS,
+    is_image_query,
+    like_id,
+    nearest,
+    probes,
+    resolve_queries,
+    to_filter,
+    vector_names,
+)
+from qinb.spec import Image, Spec, Text
+from qinb.store import (
+    PASSAGES_KEY,
+    ROW_KEY,
+    Hit,
+    PointId,
+    Probe,
+    Store,
+    as_store,
+    sample_payloads,
+    saved_specs,
+)
 
-__all__ = ["search", "to_filter"]
+__all__ = ["passage_scores", "search"]
 
-RANGE_KEYS = {"gt", "gte", "lt", "lte"}
 HIT_COLUMNS = ("score", "rank", "id")
 SCORE_PREFIX = "score_"  # each vector's own score of a hit: score_<vector>
-FUSIONS = ("rrf", "dbsf")
-
-
-def to_filter(where: models.Filter | Mapping[str, Any] | None) -> models.Filter | None:
-    """A ``models.Filter`` from a plain dict: values match, lists match any, dicts are ranges.
-
-    Examples
-    --------
-    >>> to_filter({"category": "shoes", "price": {"lt": 50}, "size": [41, 42]})
-    """
-    if where is None or isinstance(where, models.Filter):
-        return where
-    if not isinstance(where, Mapping):
-        raise QueryError(f"filter must be a dict or a models.Filter, not {type(where).__name__}")
-    must: list[models.Condition] = []
-    for key, value in where.items():
-        if isinstance(value, Mapping):
-            unknown = set(value) - RANGE_KEYS
-            if unknown or not value:
-                raise QueryError(
-                    f"filter on {key!r}: a dict value is a range with keys gt, gte, lt, lte; "
-                    f"got {sorted(map(str, value))}. Use a models.Filter for anything else"
-                )
-            must.append(models.FieldCondition(key=key, range=models.Range(**value)))
-        elif isinstance(value, (list, tuple, set)):
-            must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(value))))
-        elif isinstance(value, (str, int, bool)):
-            must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
-        else:
-            raise QueryError(
-                f"filter on {key!r}: cannot match a {type(value).__name__}; use text, an int, "
-                "a bool, a list of those, or a range dict such as {'lt': 50}"
-            )
-    return models.Filter(must=must)
-
-
-def _vector_names(specs: Mapping[str, Spec], using: str | Sequence[str] | None,
-                  collection: str) -> list[str]:
-    names = list(specs) if using is None else [using] if isinstance(using, str) else list(using)
-    if not names:
-        raise QueryError("using= is empty: name at least one vector")
-    for name in names:
-        if name not in specs:
-            raise QueryError(
-                f"collection {collection!r} has no vector {name!r}; its vectors: "
-                f"{', '.join(specs)}"
-            )
-    return names
-
-
-def is_image_query(query: Any) -> bool:
-    """Whether a query is a picture: a Path, PIL image, bytes or models.Image (never a str)."""
-    return isinstance(query, (PurePath, bytes, bytearray, models.Image)) or is_pil(query)
-
-
-def _query_item(spec: Spec, name: str, query: Any, cloud: bool) -> Item:
-    if is_image_query(query):
-        if not isinstance(spec, Image):
-            raise QueryError(
-                f"an image query needs an image vector, but {name!r} is a {spec.kind} vector; "
-                "pass using= an image vector")
-        if isinstance(query, models.Image) and query.model.lower() != spec.model.lower():
-            raise QueryError(f"the query Image uses model {query.model!r}, but vector {name!r} was "
-                             f"embedded with {spec.model!r}")
-        try:
-            cell = load(query)
-        except ImageCellError as exc:
-            raise QueryError(f"the query image cannot be used: {exc}") from None
-        return cell_item(spec, cell, wire=cloud)
-    if isinstance(query, str):
-        if not query.strip():
-            raise QueryError("the query is empty: type some words")
-        if reason := check_text(query):
-            raise QueryError(f"the query cannot be used: {reason}")
-        return document_item(spec.document(query, query=True))
-    if not isinstance(query, models.Document):
-        raise QueryError(
-            f"a query is text, a models.Document, or an image (Path, PIL image, bytes, "
-            f"models.Image), not {type(query).__name__}")
-    models_ok = {m.lower() for m in (spec.model, spec.query_model) if m}
-    if query.model.lower() not in models_ok:
-        raise QueryError(
-            f"the query Document uses model {query.model!r}, but vector {name!r} was embedded "
-            f"with {spec.model!r}; use that model, or using= another vector"
-        )
-    return document_item(query)
-
-
-def _resolve_queries(specs: Mapping[str, Spec], names: Sequence[str], query: Any,
-                     cloud: bool) -> dict[str, Any]:
-    """Per vector name: the query vector (local) or inference object (the server embeds it)."""
-    items = {n: _query_item(specs[n], n, query, cloud) for n in names}
-    if cloud:
-        for n in names:
-            for key in missing_secrets(specs[n]):
-                raise QueryError(
-                    f"vector {n!r} is embedded by the server with a {key!r} option, which qinb "
-                    f"never saves: pass secrets={{{key!r}: ...}}, or set the environment "
-                    f"variable {registry.secret_variable(key)}")
-        return {n: i.obj for n, i in items.items()}
-    embedder = Embedder(progress=False)
-    return {n: embedder.resolve([i], runtime=specs[n].runtime_options, query=True)[0][0]
-            for n, i in items.items()}
-
-
-def query_vector(collection: str, query: Any, *, using: str,
-                 client: Store | QdrantClient | None = None) -> Any:
-    """The vector a query becomes for the vector ``using``, embedded here (for plots)."""
-    specs, _ = saved_specs(as_store(client), collection)
-    names = _vector_names(specs, using, collection)
-    return _resolve_queries(specs, names, query, cloud=False)[using]
-
-
-def _like_id(like: Hashable, df: pd.DataFrame | None, id_column: str | None) -> int | str:
-    """The point id of a source row label (when ``df`` has it) or of a point id."""
-    if df is not None and like in df.index:
-        # with repeated labels the first row is the one stored (upsert refuses the repeats)
-        target = df.loc[[like]].iloc[0][id_column] if id_column else like
-        found = point_id(target)
-    elif isinstance(like, (int, str)):
-        found = point_id(like)
-    else:
-        raise QueryError(f"like={like!r} is neither a row label of the DataFrame nor a point id")
-    if isinstance(found, int) and found >= MAX_POINT_ID:
-        raise QueryError(f"like={like!r} is no point id: ids are below 2**64, or UUIDs")
-    return found
+PASSAGE_COLUMNS = ("passage", "passage_score")  # the best passage of a chunked vector
 
 
 def search(collection: str, query: Any = None, *,
@@ -197,7 +87,7 @@ def search(collection: str, query: Any = None, *,
     specs, id_column = saved_specs(store, collection, secrets)
     if using is None and query is not None and is_image_query(query):
         using = [n for n, s in specs.items() if isinstance(s, Image)] or list(specs)
-    names = _vector_names(specs, using, collection)
+    names = vector_names(specs, using, collection)
     if (query is None) == (like is None):
         raise QueryError("pass either a query or like= (a row label or point id), exactly one")
     if fusion not in FUSIONS:
@@ -206,7 +96,7 @@ def search(collection: str, query: Any = None, *,
         raise QueryError(f"limit must be at least 1, not {limit}")
     flt = to_filter(filter)
     if like is not None:
-        target = _like_id(like, df, id_column)
+        target = like_id(like, df, id_column)
         found = store.retrieve(collection, [target], payload=False, vectors=names)
         if not found:
             if target == like:
@@ -225,13 +115,65 @@ def search(collection: str, query: Any = None, *,
         if not queries:
             raise QueryError(f"like={like!r}: the point has none of the vectors {names}")
     else:
-        queries = _resolve_queries(specs, names, query, store.cloud)
-    probes = [Probe(n, q) for n, q in queries.items()]
-    hits = store.query(collection, probes, limit=limit, filter=flt, fusion=fusion,
-                       depth=max(limit * 5, 50))
+        queries = resolve_queries(specs, names, query, store.cloud)
+    asked = probes(specs, queries)
+    hits = nearest(store, collection, asked, limit=limit, filter=flt, fusion=fusion)
     if not hits and filter is not None:
         _explain_empty(store, collection, to_filter(filter))
-    return hits_frame(hits, df, _vector_scores(store, collection, probes, hits))
+    frame = hits_frame(hits, df, _vector_scores(store, collection, asked, hits))
+    return _with_passages(frame, store, collection, specs, asked, hits)
+
+
+def _with_passages(frame: pd.DataFrame, store: Store, collection: str, specs: Mapping[str, Spec],
+                   asked: Sequence[Probe], hits: Sequence[Hit]) -> pd.DataFrame:
+    """The hits with the passage that matched the query best, for the first chunked vector
+    queried with a vector (``passage``, ``passage_score``); every passage's span and score
+    goes to ``frame.attrs["passages"]``, by point id, for the widget's detail view."""
+    chunked = [p for p in asked if isinstance(specs[p.using], Text) and specs[p.using].chunked
+               and isinstance(p.vector, np.ndarray)]
+    if not chunked or not hits:
+        return frame
+    probe = chunked[0]
+    spec = specs[probe.using]
+    scored = passage_scores(store, collection, probe, [h.id for h in hits])
+    texts: list[str | None] = []
+    best: list[float] = []
+    all_scores: dict[PointId, list[tuple[int, int, float]]] = {}
+    for hit in hits:
+        spans = ((hit.payload.get(PASSAGES_KEY) or {}).get(probe.using) or [])
+        found = scored.get(hit.id)
+        text = hit.payload.get(spec.column)
+        if found is None or not isinstance(text, str) or len(spans) != len(found):
+            texts.append(None)
+            best.append(float("nan"))
+            continue
+        top = int(np.argmax(found))
+        start, end = spans[top]
+        texts.append(text[start:end])
+        best.append(float(found[top]))
+        all_scores[hit.id] = [(int(s), int(e), float(v)) for (s, e), v in zip(spans, found, strict=True)]
+    frame.insert(3, PASSAGE_COLUMNS[0], texts)
+    frame.insert(4, PASSAGE_COLUMNS[1], best)
+    frame.attrs["passages"] = all_scores
+    frame.attrs["passage_vector"] = probe.using
+    return frame
+
+
+def passage_scores(store: Store, collection: str, probe: Probe, ids: Sequence[PointId]
+                   ) -> dict[PointId, np.ndarray]:
+    """Each passage's cosine similarity to the query (its best row, for a matrix such as "more
+    like this"), for the points ``ids``: computed here from their stored passage vectors, as
+    the engine says only which row scored best overall, not which passage."""
+    query = np.atleast_2d(np.asarray(probe.vector, dtype=np.float32))
+    query = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
+    out = {}
+    for record in store.retrieve(collection, list(ids), payload=False, vectors=[probe.using]):
+        matrix = record.vectors.get(probe.using)
+        if not isinstance(matrix, np.ndarray) or matrix.ndim != 2:
+            continue
+        matrix = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        out[record.id] = (matrix @ query.T).max(axis=1)
+    return out
 
 
 def _vector_scores(store: Store, collection: str, probes: Sequence[Probe], hits: Sequence[Hit]

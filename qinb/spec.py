@@ -65,18 +65,49 @@ class Text:
         (options named like ``*api-key``, ``*token``, ``*secret``) go only to the server call
         that needs them: they are never saved with the collection or shown, and a search asks
         for them again (``secrets=`` or the ``QINB_<OPTION>`` environment variable).
+    chunk_size : int, optional
+        Split each cell into passages of at most this many of the model's own tokens, on
+        natural boundaries (paragraphs, sentences, words), and store a row's passages as one
+        multivector: every word of a long text is searchable, a hit is still a row, and
+        search results show the passage that matched. Without it, a text longer than the
+        model's window (512 tokens for all-MiniLM-L6-v2) is cut there by the model, and the
+        upsert warns how many rows were.
+    chunk_overlap : int
+        Tokens each passage shares with the one before it (with ``chunk_size``).
 
     Examples
     --------
     >>> qinb.Text("description", model="sentence-transformers/all-MiniLM-L6-v2")
+    >>> qinb.Text("body", chunk_size=256, chunk_overlap=32)      # long documents
     """
 
     column: str
     model: str = registry.MINILM
     query_model: str | None = None
     options: Mapping[str, Any] | None = field(default=None, compare=False)
+    chunk_size: int | None = None
+    chunk_overlap: int = 0
 
     kind = "text"
+
+    def __post_init__(self) -> None:
+        size, overlap = self.chunk_size, self.chunk_overlap
+        if size is None:
+            if overlap:
+                raise ArgumentError("chunk_overlap= needs chunk_size= (the passage length in tokens)")
+            return
+        if self.kind == "image":
+            raise ArgumentError("chunk_size= splits long texts; an Image vector has none to split")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+            raise ArgumentError(f"chunk_size must be a whole number of tokens, at least 8, not {size!r}")
+        if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < size:
+            raise ArgumentError(f"chunk_overlap must be a whole number of tokens from 0 to "
+                                f"chunk_size - 1 ({size - 1}), not {overlap!r}")
+
+    @property
+    def chunked(self) -> bool:
+        """Whether each cell becomes passages (a multivector) rather than one vector."""
+        return self.chunk_size is not None
 
     @property
     def model_options(self) -> dict[str, Any]:
@@ -87,8 +118,11 @@ class Text:
         return _split_options(self.options)[1]
 
     def __repr__(self) -> str:
-        return _repr(self, {"column": self.column, "model": self.model,
-                            "query_model": self.query_model})
+        shown: dict[str, Any] = {"column": self.column, "model": self.model,
+                                 "query_model": self.query_model}
+        if self.chunk_size is not None:
+            shown.update(chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap)
+        return _repr(self, shown)
 
     @property
     def size(self) -> int:
@@ -108,6 +142,8 @@ class Text:
         return models.VectorParams(size=self.size, distance=models.Distance.COSINE)
 
     def to_dict(self) -> dict[str, Any]:
+        chunks = ({"chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap}
+                  if self.chunk_size is not None else {})
         return {
             "kind": self.kind,
             "column": self.column,
@@ -116,6 +152,7 @@ class Text:
             "options": public(self.model_options),
             "secrets": sorted(set(self.model_options) - set(public(self.model_options))),
             "size": self.size,
+            **chunks,
         }
 
 
@@ -173,6 +210,8 @@ class Bm25:
     model = registry.BM25_MODEL
     query_model = None
     size = None
+    chunk_size = None  # BM25 reads whole texts: nothing is cut
+    chunked = False
 
     def __post_init__(self) -> None:
         fine = self.avg_len in (None, "auto") or (
@@ -261,7 +300,8 @@ def specs_from_metadata(collection: str, metadata: Mapping[str, Any] | None,
         if d["kind"] in ("text", "image"):
             cls = Image if d["kind"] == "image" else Text
             specs[name] = cls(d["column"], model=d["model"], query_model=d.get("query_model"),
-                               options=options or None)
+                               options=options or None, chunk_size=d.get("chunk_size"),
+                               chunk_overlap=d.get("chunk_overlap") or 0)
         elif d["kind"] == "bm25":
             language = options.pop("language", "english")
             avg_len = options.pop("avg_len", None)

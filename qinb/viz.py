@@ -212,6 +212,8 @@ def plot_map(collection: str, *, using: str, hits: pd.DataFrame | None = None,
              sample: int = MAP_SAMPLE, seed: int = 0) -> Figure:
     """A 2-D PCA map of the stored vectors ``using``, with hits and the query highlighted.
 
+    A row of a chunked vector (``chunk_size=``) is the mean of its passage vectors.
+
     Above ``sample`` points a random sample is drawn (the hits are always shown).
 
     Examples
@@ -219,7 +221,7 @@ def plot_map(collection: str, *, using: str, hits: pd.DataFrame | None = None,
     >>> hits = df.qdrant.search("docs", "planets", using="text")
     >>> qinb.plot_map("docs", using="text", hits=hits, query="planets")
     """
-    from qinb.search import query_vector
+    from qinb.query import query_vector
     from qinb.store import as_store, dense_vectors
 
     plt = _pyplot()

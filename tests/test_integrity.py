@@ -102,7 +102,7 @@ def test_payload_hashes_are_the_same_in_every_process():
     script = textwrap.dedent("""
         import decimal, datetime, pandas as pd
         from PIL import Image
-        from qinb.inference import payload_hash
+        from qinb.objects import payload_hash
         from qinb.payload import convert
         cells = {"s": {"pear", "apple", "fig"}, "p": Image.new("L", (9, 9), 7),
                  "d": decimal.Decimal("3.25"), "t": datetime.timedelta(hours=2)}

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from PIL import Image as PILImage
 
 import qinb
-from qinb.inference import point_id
+from qinb.objects import point_id
 from qinb.payload import convert
 from qinb.store import ROW_KEY
 

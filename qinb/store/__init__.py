@@ -10,7 +10,7 @@ Nothing outside this package knows which engine it talks to.
 from __future__ import annotations
 
 from qinb.store._connect import as_store, close_all, connect, default_path
-from qinb.store.base import Hit, Point, Probe, Record, Shape, Store
+from qinb.store.base import Hit, Point, PointId, Probe, Record, Shape, Store
 from qinb.store.client import ClientStore
 from qinb.store.collection import dense_vectors, ensure_collection, sample_payloads, saved_specs
 from qinb.store.copy import copy
@@ -19,11 +19,13 @@ from qinb.store.edge import EdgeStore
 __all__ = [
     "HASH_KEY",
     "OBJECTS_KEY",
+    "PASSAGES_KEY",
     "ROW_KEY",
     "ClientStore",
     "EdgeStore",
     "Hit",
     "Point",
+    "PointId",
     "Probe",
     "Record",
     "Shape",
@@ -42,3 +44,4 @@ __all__ = [
 HASH_KEY = "_qinb_hash"  # hash of the payload qinb wrote
 OBJECTS_KEY = "_qinb_objects"  # per named vector, the identity of the object its vector came from
 ROW_KEY = "_qinb_row"  # the source row label
+PASSAGES_KEY = "_qinb_passages"  # per chunked vector, the [start, end] of each passage in its text

@@ -22,7 +22,8 @@ __all__ = ["Hit", "Point", "Probe", "Record", "Shape", "Store", "StoredVector"]
 
 PointId = int | str
 _writer_locks_guard = threading.Lock()
-StoredVector = Any  # numpy array (dense), models.SparseVector, or an inference object
+# numpy array (dense: 1-d, or 2-d for a multivector), models.SparseVector, or an inference object
+StoredVector = Any
 
 
 def plain_id(point_id: Any) -> PointId:
@@ -67,11 +68,13 @@ class Probe:
 
 @dataclass(frozen=True)
 class Shape:
-    """What a collection holds: dense sizes, sparse names and the metadata qinb saved."""
+    """What a collection holds: dense sizes, sparse names, the metadata qinb saved, and which
+    dense vectors are multivectors (one row per passage, scored by their best row)."""
 
     dense: Mapping[str, int]
     sparse: frozenset[str]
     metadata: Mapping[str, Any]
+    multi: frozenset[str] = frozenset()  # dense vectors holding a matrix per point (MaxSim)
 
 
 class Store(abc.ABC):
@@ -100,11 +103,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def create(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
-               metadata: Mapping[str, Any]) -> None:
-        """Create a collection with cosine dense vectors of these sizes and IDF sparse vectors."""
+               metadata: Mapping[str, Any], multi: Sequence[str] = ()) -> None:
+        """Create a collection with cosine dense vectors of these sizes (the ``multi`` ones
+        multivectors compared by MaxSim) and IDF sparse vectors."""
 
     @abc.abstractmethod
-    def add_vectors(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str]) -> None:
+    def add_vectors(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
+                    multi: Sequence[str] = ()) -> None:
         """Add named vectors to an existing collection."""
 
     @abc.abstractmethod

@@ -133,9 +133,16 @@ def _wire(vector: StoredVector) -> Any:
 
 
 def _read(vector: Any) -> StoredVector:
-    if isinstance(vector, list) and (not vector or not isinstance(vector[0], list)):
+    """Dense vectors (a list) and multivectors (a list of lists) as numpy arrays."""
+    if isinstance(vector, list):
         return np.asarray(vector, dtype=np.float32)
     return vector
+
+
+def _dense_config(size: int, multi: bool) -> dict[str, Any]:
+    comparator = models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM)
+    return {"size": size, "distance": models.Distance.COSINE,
+            "multivector_config": comparator if multi else None}
 
 
 def _selector(payload: bool | Sequence[str], exclude: Sequence[str] = ()) -> Any:
@@ -206,20 +213,21 @@ class ClientStore(Store):
 
     @_guarded("creating collection {0!r}", write=True)
     def create(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
-               metadata: Mapping[str, Any]) -> None:
+               metadata: Mapping[str, Any], multi: Sequence[str] = ()) -> None:
         self.client.create_collection(
             collection,
-            vectors_config={n: models.VectorParams(size=s, distance=models.Distance.COSINE)
+            vectors_config={n: models.VectorParams(**_dense_config(s, n in multi))
                             for n, s in dense.items()},
             sparse_vectors_config={n: models.SparseVectorParams(modifier=models.Modifier.IDF)
                                    for n in sparse},
             metadata=dict(metadata))
 
     @_guarded("adding vectors to collection {0!r}", write=True)
-    def add_vectors(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str]) -> None:
+    def add_vectors(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
+                    multi: Sequence[str] = ()) -> None:
         for name, size in dense.items():
             self.client.create_vector_name(collection, name, models.DenseVectorNameConfig(
-                dense=models.DenseVectorConfig(size=size, distance=models.Distance.COSINE)))
+                dense=models.DenseVectorConfig(**_dense_config(size, name in multi))))
         for name in sparse:
             self.client.create_vector_name(collection, name, models.SparseVectorNameConfig(
                 sparse=models.SparseVectorConfig(modifier=models.Modifier.IDF)))
@@ -230,7 +238,8 @@ class ClientStore(Store):
         vectors = config.params.vectors if isinstance(config.params.vectors, dict) else {}
         return Shape(dense={n: v.size for n, v in vectors.items()},
                      sparse=frozenset(config.params.sparse_vectors or {}),
-                     metadata=dict(config.metadata or {}))
+                     metadata=dict(config.metadata or {}),
+                     multi=frozenset(n for n, v in vectors.items() if v.multivector_config))
 
     @_guarded("saving the specs of collection {0!r}", write=True)
     def save_metadata(self, collection: str, metadata: Mapping[str, Any]) -> None:

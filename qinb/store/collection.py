@@ -30,9 +30,17 @@ def saved_specs(store: Store, collection: str, secrets: Mapping[str, str] | None
     return specs, (metadata or {}).get("qinb", {}).get("id_column")
 
 
-def _sizes(specs: Mapping[str, Spec]) -> tuple[dict[str, int], list[str]]:
+def _sizes(specs: Mapping[str, Spec]) -> tuple[dict[str, int], list[str], list[str]]:
+    """Dense sizes, sparse names, and the dense vectors that are multivectors (chunked)."""
     dense = {n: s.vector_params().size for n, s in specs.items() if not isinstance(s, Bm25)}
-    return dense, [n for n, s in specs.items() if isinstance(s, Bm25)]
+    return (dense, [n for n, s in specs.items() if isinstance(s, Bm25)],
+            [n for n, s in specs.items() if s.chunked])
+
+
+def _chunking(saved: Mapping[str, Any]) -> str:
+    size = saved.get("chunk_size")
+    return (f"chunk_size={size}, chunk_overlap={saved.get('chunk_overlap') or 0}" if size
+            else "no chunk_size")
 
 
 def ensure_collection(store: Store, collection: str, specs: Mapping[str, Spec],
@@ -45,12 +53,12 @@ def ensure_collection(store: Store, collection: str, specs: Mapping[str, Spec],
     checks and before the first change (to load models, so that their errors change nothing).
     """
     if not store.exists(collection):
-        dense, sparse = _sizes(specs)
+        dense, sparse, multi = _sizes(specs)
         if prepare is not None:
             prepare()
             prepare = None
         try:
-            store.create(collection, dense, sparse, specs_to_metadata(specs, id_column))
+            store.create(collection, dense, sparse, specs_to_metadata(specs, id_column), multi)
             return True
         except Exception:
             if not store.exists(collection):
@@ -75,6 +83,13 @@ def ensure_collection(store: Store, collection: str, specs: Mapping[str, Spec],
                 f"vector {name!r}: the collection has {old_model} ({shape.dense[name]}-d), "
                 f"this upsert has {spec.model} ({spec.size}-d)"
             )
+        elif (name in shape.multi) != spec.chunked or (old and _chunking(old) != _chunking(
+                spec.to_dict())):
+            # passages of another length are other vectors: mixing them would rank unfairly
+            problems.append(
+                f"vector {name!r}: the collection has {_chunking(old) if old else 'passages'}, "
+                f"this upsert {_chunking(spec.to_dict())}; changing it re-embeds every row, so "
+                "upsert into a new collection (or under a new vector name)")
         elif old and (old.get("column"), public(old.get("options") or {})) != (
                 spec.column, public(spec.model_options)):
             # credentials are left out: never shown, and a rotated key is no conflict
@@ -99,8 +114,8 @@ def ensure_collection(store: Store, collection: str, specs: Mapping[str, Spec],
     scrub = any(public(v.get("options") or {}) != (v.get("options") or {}) for v in saved.values())
     if new or scrub:
         if new:
-            dense, sparse = _sizes(new)
-            store.add_vectors(collection, dense, sparse)
+            dense, sparse, multi = _sizes(new)
+            store.add_vectors(collection, dense, sparse, multi)
         old_id_column = (shape.metadata.get("qinb") or {}).get("id_column")
         store.save_metadata(collection, {**shape.metadata, **specs_to_metadata(specs, old_id_column)})
     return False
@@ -108,7 +123,8 @@ def ensure_collection(store: Store, collection: str, specs: Mapping[str, Spec],
 
 def dense_vectors(store: Store, collection: str, using: str, *, sample: int,
                   seed: int = 0) -> tuple[list[PointId], Any]:
-    """Ids and a matrix of the stored vectors ``using``; a random sample above ``sample`` points."""
+    """Ids and a matrix of the stored vectors ``using`` (a chunked row's is the mean of its
+    passages); a random sample above ``sample`` points."""
     ids: list[PointId] = []
     rows: list[Any] = []
     for records, _ in store.pages(collection, payload=False, vectors=[using]):
@@ -116,7 +132,8 @@ def dense_vectors(store: Store, collection: str, using: str, *, sample: int,
             vector = record.vectors.get(using)
             if isinstance(vector, np.ndarray) and vector.size:
                 ids.append(record.id)
-                rows.append(vector)
+                # a chunked row (one vector per passage) is the mean of its passages
+                rows.append(vector.mean(axis=0) if vector.ndim == 2 else vector)
     matrix = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
     if len(ids) > sample:
         keep = np.sort(np.random.default_rng(seed).choice(len(ids), sample, replace=False))

@@ -56,11 +56,12 @@ def copy(collection: str, *, to: Store | QdrantClient, source: Store | QdrantCli
     shape = src.shape(collection)  # raises CollectionError naming the store
     metadata = scrub_metadata(shape.metadata)  # credentials an older qinb saved stay behind
     if not dst.exists(name):
-        dst.create(name, shape.dense, sorted(shape.sparse), metadata)
+        dst.create(name, shape.dense, sorted(shape.sparse), metadata, multi=sorted(shape.multi))
     else:
         there = dst.shape(name)
         saved = (metadata.get("qinb") or {}).get("vectors")
-        if (dict(there.dense), there.sparse) != (dict(shape.dense), shape.sparse) or (
+        if (dict(there.dense), there.sparse, there.multi) != (dict(shape.dense), shape.sparse,
+                                                              shape.multi) or (
                 (scrub_metadata(there.metadata).get("qinb") or {}).get("vectors") != saved):
             raise SpecConflictError(
                 f"{name!r} at {dst.where()} holds other vectors than {collection!r} at "

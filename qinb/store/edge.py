@@ -42,6 +42,18 @@ META_FILE = "qinb.json"
 INDEX_AFTER = 20_000  # points: below this a full scan is as fast as the index (measured in bench/)
 
 
+def _multi(multi: bool) -> Any:
+    import qdrant_edge as E
+
+    return E.MultiVectorConfig(E.MultiVectorComparator.MaxSim) if multi else None
+
+
+def _dense_params(size: int, multi: bool) -> Any:
+    import qdrant_edge as E
+
+    return E.EdgeVectorParams(size=size, distance=E.Distance.Cosine, multivector_config=_multi(multi))
+
+
 def _to_edge(vector: StoredVector) -> Any:
     import qdrant_edge as E
 
@@ -133,7 +145,7 @@ class EdgeStore(Store):
         return (self._dir(collection) / META_FILE).exists()
 
     def create(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
-               metadata: Mapping[str, Any]) -> None:
+               metadata: Mapping[str, Any], multi: Sequence[str] = ()) -> None:
         import qdrant_edge as E
 
         directory = self._dir(collection)
@@ -146,34 +158,37 @@ class EdgeStore(Store):
         staging.mkdir(parents=True)
         try:
             config = E.EdgeConfig(
-                vectors={n: E.EdgeVectorParams(size=s, distance=E.Distance.Cosine)
-                         for n, s in dense.items()},
+                vectors={n: _dense_params(s, n in multi) for n, s in dense.items()},
                 sparse_vectors={n: E.EdgeSparseVectorParams(modifier=E.Modifier.Idf) for n in sparse})
             E.EdgeShard.create(str(staging / "shard"), config).close()
             write_json(staging / META_FILE, {"dense": dict(dense), "sparse": sorted(sparse),
-                                              "metadata": dict(metadata)})
+                                              "multi": sorted(multi), "metadata": dict(metadata)})
             os.rename(staging, directory)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def add_vectors(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str]) -> None:
+    def add_vectors(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
+                    multi: Sequence[str] = ()) -> None:
         import qdrant_edge as E
 
         meta = self._meta(collection)
         with self._shard(collection) as shard:
             for name, size in dense.items():
-                shard.update(E.UpdateOperation.create_dense_vector(name, size, E.Distance.Cosine))
+                shard.update(E.UpdateOperation.create_dense_vector(
+                    name, size, E.Distance.Cosine, multivector_config=_multi(name in multi)))
             for name in sparse:
                 shard.update(E.UpdateOperation.create_sparse_vector(name, modifier=E.Modifier.Idf))
         meta["dense"].update(dense)
         meta["sparse"] = sorted({*meta["sparse"], *sparse})
+        meta["multi"] = sorted({*meta.get("multi", []), *multi})
         write_json(self._dir(collection) / META_FILE, meta)
 
     def shape(self, collection: str) -> Shape:
         if not self.exists(collection):
             raise CollectionError(f"collection {collection!r} does not exist in {self.path}")
         meta = self._meta(collection)
-        return Shape(dense=meta["dense"], sparse=frozenset(meta["sparse"]), metadata=meta["metadata"])
+        return Shape(dense=meta["dense"], sparse=frozenset(meta["sparse"]), metadata=meta["metadata"],
+                     multi=frozenset(meta.get("multi", [])))
 
     def save_metadata(self, collection: str, metadata: Mapping[str, Any]) -> None:
         meta = self._meta(collection)

@@ -1,4 +1,7 @@
-"""DataFrame cells to inference objects, payloads and point ids, with row-level checks."""
+"""DataFrame cells to inference objects, payloads and point ids, with row-level checks.
+
+A cell of a chunked text vector becomes :class:`Passages`: one inference object per passage,
+with each passage's character span in the cell."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,7 +26,7 @@ from qinb.images import ImageCell, ImageCellError, is_url, load, load_urls
 from qinb.payload import RESERVED_PREFIX, PayloadValueError, check_text, convert
 from qinb.spec import Bm25, Image, Spec, Text
 
-__all__ = ["cell_item", "cell_items", "check_cells", "check_columns", "check_frame",
+__all__ = ["Passages", "cell_item", "cell_items", "check_cells", "check_columns", "check_frame",
            "check_vectors", "json_safe", "object_digest", "payload_cells", "payload_hash",
            "point_id"]
 
@@ -148,12 +152,41 @@ def check_cells(df: pd.DataFrame, name: str, spec: Spec, *, wire: bool = False
     return {}, failed
 
 
+@dataclass(frozen=True)
+class Passages:
+    """The passages of one cell of a chunked text vector: an inference object and a character
+    span each, stored as one multivector; ``error`` says why the cell cannot be stored."""
+
+    items: tuple[Item, ...]
+    spans: tuple[tuple[int, int], ...]
+    error: str | None = None
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return tuple(i.key for i in self.items)
+
+
+def passages(spec: Text, text: str) -> Passages:
+    """A cell split into passages of ``spec.chunk_size`` of its model's tokens."""
+    from qinb.passages import max_passages, spans
+
+    found = spans(text, spec.model, spec.chunk_size or 0, spec.chunk_overlap, spec.runtime_options)
+    cap = max_passages(spec.size)
+    if len(found) > cap:
+        return Passages((), tuple(found), f"{len(found)} passages of {spec.chunk_size} tokens; a "
+                        f"row holds at most {cap} ({spec.size}-d vectors): use a larger "
+                        "chunk_size or split the text over several rows")
+    return Passages(tuple(document_item(spec.document(text[s:e])) for s, e in found), tuple(found))
+
+
 def cell_items(series: pd.Series, positions: Sequence[int], spec: Spec,
-               images: Mapping[int, ImageCell], wire: bool) -> dict[int, Item]:
-    """The inference object of each checked cell at ``positions`` of the spec's column."""
+               images: Mapping[int, ImageCell], wire: bool) -> dict[int, Item | Passages]:
+    """The inference object(s) of each checked cell at ``positions`` of the spec's column."""
     if isinstance(spec, Image):
         return {pos: cell_item(spec, images[pos], wire) for pos in positions}
     values = series.iloc[list(positions)].tolist()
+    if isinstance(spec, Text) and spec.chunked:
+        return {pos: passages(spec, value) for pos, value in zip(positions, values, strict=True)}
     return {pos: document_item(spec.document(value))
             for pos, value in zip(positions, values, strict=True)}
 
@@ -247,6 +280,7 @@ def payload_hash(payload: Mapping[str, Any], thumbnails: Sequence[str] = ()) -> 
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def object_digest(item: Item) -> str:
-    """A short, stable name for an inference object's identity (model, content, options)."""
+def object_digest(item: Item | Passages) -> str:
+    """A short, stable name for an inference object's identity (model, content, options), or
+    for the identities of a cell's passages in order."""
     return hashlib.sha256(json.dumps(list(item.key)).encode()).hexdigest()[:24]

@@ -12,8 +12,9 @@ import pandas as pd
 from qinb.embed import Item
 from qinb.errors import ArgumentError, InvalidRowsError
 from qinb.images import ImageCell, thumbnail_column
-from qinb.inference import (
+from qinb.objects import (
     MAX_POINT_ID,
+    Passages,
     cell_items,
     check_cells,
     check_columns,
@@ -36,13 +37,13 @@ class Row:
     label: Hashable
     id: int | str
     payload: dict[str, Any]
-    items: dict[str, Item]
+    items: dict[str, Item | Passages]
     thumbnails: dict[str, ImageCell]  # image columns whose thumbnail goes into the payload
 
-    def add_thumbnails(self) -> None:
-        """Make the thumbnails: only for points about to be written (unchanged rows skip this)."""
-        for column, cell in self.thumbnails.items():
-            self.payload[thumbnail_column(column)] = cell.thumbnail()
+    def thumbnail_payload(self) -> dict[str, str | None]:
+        """The thumbnails: made only for points about to be written (unchanged rows skip this)."""
+        return {thumbnail_column(column): cell.thumbnail()
+                for column, cell in self.thumbnails.items()}
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Plan:
     """A checked frame: which rows are valid, their ids, and the image cells already read."""
 
     df: pd.DataFrame
-    vectors: Mapping[str, Spec]
+    vectors: dict[str, Spec]
     columns: list[str]
     ids: list[int | str]
     valid: list[int]
@@ -59,15 +60,16 @@ class Plan:
     wire: bool
     thumbnails: bool
 
-    def chunks(self, size: int) -> Iterator[list[Row]]:
-        """The valid rows, ``size`` at a time, with their inference objects and payloads."""
-        source_columns = [s.column for s in self.vectors.values()]
+    def chunks(self, specs: Mapping[str, Spec], size: int) -> Iterator[list[Row]]:
+        """The valid rows, ``size`` at a time, with their inference objects (made by ``specs``,
+        the plan's own once fitted) and payloads."""
+        source_columns = [s.column for s in specs.values()]
         keep = list(dict.fromkeys([*self.columns, *source_columns]))
         for start in range(0, len(self.valid), size):
             positions = self.valid[start:start + size]
             items = {name: cell_items(self.df[spec.column], positions, spec,
                                       self.images.get(name, {}), self.wire)
-                     for name, spec in self.vectors.items()}
+                     for name, spec in specs.items()}
             records = self.df.iloc[positions][keep].to_dict("records")  # rows first: no copy of the frame
             rows = []
             for pos, raw in zip(positions, records, strict=True):
@@ -75,8 +77,8 @@ class Plan:
                 row_items = {n: d[pos] for n, d in items.items()}
                 # image cells are stored as their reference, not their pixels (the engine does
                 # not keep inference input), so they skip the JSON conversion
-                images = {str(self.vectors[n].column): i.data for n, i in row_items.items()
-                          if isinstance(i.data, ImageCell)}
+                images = {str(specs[n].column): i.data for n, i in row_items.items()
+                          if isinstance(i, Item) and isinstance(i.data, ImageCell)}
                 data = {str(k): convert(v) for k, v in raw.items() if str(k) not in images}
                 data[ROW_KEY] = convert(label)
                 data.update({column: cell.source for column, cell in images.items()})

@@ -1,0 +1,80 @@
+"""Which rows of a chunk need writing, and the points they become.
+
+``diff`` compares a chunk's rows with what the store holds (each vector's object identity and
+a hash of the payload) and returns :class:`Changes`; ``points`` turns the changes and their
+resolved vectors into the points to upsert (new rows) and update (changed rows)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from qinb.ingest.plan import Row
+from qinb.objects import Passages, object_digest, payload_hash
+from qinb.store import HASH_KEY, OBJECTS_KEY, PASSAGES_KEY, Point, PointId, Store
+
+__all__ = ["Change", "Changes", "diff", "points", "stored_state"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """A row to write: whether the store lacks it, the vectors whose object is new or changed
+    (empty: the payload alone changed), and the identities written beside it."""
+
+    row: Row
+    new: bool
+    embed: frozenset[str]
+    digests: dict[str, str]
+    hashed: str
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The rows of a chunk to write, and how many were unchanged."""
+
+    writes: list[Change]
+    unchanged: int
+
+
+def stored_state(store: Store, collection: str, rows: Sequence[Row]
+                 ) -> dict[PointId, Mapping[str, Any]]:
+    """What the store holds of these rows: their object identities and payload hash."""
+    records = store.retrieve(collection, [row.id for row in rows], payload=[HASH_KEY, OBJECTS_KEY])
+    return {r.id: r.payload for r in records}
+
+
+def diff(rows: Sequence[Row], stored: Mapping[PointId, Mapping[str, Any]]) -> Changes:
+    """New rows (every vector), changed rows (the vectors whose object changed, and the
+    payload); unchanged rows are only counted."""
+    writes: list[Change] = []
+    for row in rows:
+        digests = {name: object_digest(item) for name, item in sorted(row.items.items())}
+        hashed = payload_hash(row.payload, sorted(row.thumbnails))
+        old = stored.get(row.id)
+        changed = set(digests) if old is None else {
+            n for n, d in digests.items() if (old.get(OBJECTS_KEY) or {}).get(n) != d}
+        if old is not None and not changed and old.get(HASH_KEY) == hashed:
+            continue
+        writes.append(Change(row, old is None, frozenset(changed), digests, hashed))
+    return Changes(writes, len(rows) - len(writes))
+
+
+def points(changes: Changes, vectors: Mapping[tuple[PointId, str], Any],
+           dropped: set[PointId]) -> tuple[list[Point], list[Point]]:
+    """The points to upsert (new rows, every vector) and to update (changed vectors and the
+    whole payload), leaving out the ``dropped`` rows. A chunked vector's passage spans go into
+    the payload, so that the passage a hit matched can be shown."""
+    upserts: list[Point] = []
+    updates: list[Point] = []
+    for change in changes.writes:
+        row = change.row
+        if row.id in dropped:
+            continue
+        spans = {n: [list(s) for s in i.spans] for n, i in row.items.items()
+                 if isinstance(i, Passages)}
+        payload = {**row.payload, **row.thumbnail_payload(), HASH_KEY: change.hashed,
+                   OBJECTS_KEY: change.digests, **({PASSAGES_KEY: spans} if spans else {})}
+        point = Point(row.id, {n: vectors[row.id, n] for n in sorted(change.embed)}, payload)
+        (upserts if change.new else updates).append(point)
+    return upserts, updates

@@ -1,0 +1,201 @@
+"""The one query path: what search, more like this, evaluate, the widget and the plots all
+build their queries with. Query objects (one per named vector, embedded once), probes, the
+prefetch depth, fusion and filters are decided here, so that what ``qinb.evaluate`` measures is
+what ``qinb.search`` returns."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import PurePath
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from qdrant_client import QdrantClient, models
+
+from qinb import models as registry
+from qinb.embed import Embedder, Item, document_item
+from qinb.errors import QinbWarning, QueryError
+from qinb.images import ImageCellError, is_pil, load
+from qinb.objects import MAX_POINT_ID, cell_item, point_id
+from qinb.payload import check_text
+from qinb.spec import Image, Spec, Text, missing_secrets
+from qinb.store import Hit, Probe, Store, as_store, saved_specs
+
+__all__ = ["DEPTH", "FUSIONS", "is_image_query", "like_id", "nearest", "probes", "query_vector",
+           "resolve_queries", "to_filter", "vector_names"]
+
+RANGE_KEYS = {"gt", "gte", "lt", "lte"}
+FUSIONS = ("rrf", "dbsf")
+# candidates each vector of a fused query fetches: fixed, so that the first k hits do not
+# change with how many are asked for (up to DEPTH)
+DEPTH = 100
+
+
+def to_filter(where: models.Filter | Mapping[str, Any] | None) -> models.Filter | None:
+    """A ``models.Filter`` from a plain dict: values match, lists match any, dicts are ranges.
+
+    Examples
+    --------
+    >>> to_filter({"category": "shoes", "price": {"lt": 50}, "size": [41, 42]})
+    """
+    if where is None or isinstance(where, models.Filter):
+        return where
+    if not isinstance(where, Mapping):
+        raise QueryError(f"filter must be a dict or a models.Filter, not {type(where).__name__}")
+    must: list[models.Condition] = []
+    for key, value in where.items():
+        if isinstance(value, Mapping):
+            unknown = set(value) - RANGE_KEYS
+            if unknown or not value:
+                raise QueryError(
+                    f"filter on {key!r}: a dict value is a range with keys gt, gte, lt, lte; "
+                    f"got {sorted(map(str, value))}. Use a models.Filter for anything else"
+                )
+            must.append(models.FieldCondition(key=key, range=models.Range(**value)))
+        elif isinstance(value, (list, tuple, set)):
+            must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(value))))
+        elif isinstance(value, (str, int, bool)):
+            must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
+        else:
+            raise QueryError(
+                f"filter on {key!r}: cannot match a {type(value).__name__}; use text, an int, "
+                "a bool, a list of those, or a range dict such as {'lt': 50}"
+            )
+    return models.Filter(must=must)
+
+
+def vector_names(specs: Mapping[str, Spec], using: str | Sequence[str] | None,
+                  collection: str) -> list[str]:
+    names = list(specs) if using is None else [using] if isinstance(using, str) else list(using)
+    if not names:
+        raise QueryError("using= is empty: name at least one vector")
+    for name in names:
+        if name not in specs:
+            raise QueryError(
+                f"collection {collection!r} has no vector {name!r}; its vectors: "
+                f"{', '.join(specs)}"
+            )
+    return names
+
+
+def is_image_query(query: Any) -> bool:
+    """Whether a query is a picture: a Path, PIL image, bytes or models.Image (never a str)."""
+    return isinstance(query, (PurePath, bytes, bytearray, models.Image)) or is_pil(query)
+
+
+def _query_item(spec: Spec, name: str, query: Any, cloud: bool) -> Item:
+    if is_image_query(query):
+        if not isinstance(spec, Image):
+            raise QueryError(
+                f"an image query needs an image vector, but {name!r} is a {spec.kind} vector; "
+                "pass using= an image vector")
+        if isinstance(query, models.Image) and query.model.lower() != spec.model.lower():
+            raise QueryError(f"the query Image uses model {query.model!r}, but vector {name!r} was "
+                             f"embedded with {spec.model!r}")
+        try:
+            cell = load(query)
+        except ImageCellError as exc:
+            raise QueryError(f"the query image cannot be used: {exc}") from None
+        return cell_item(spec, cell, wire=cloud)
+    if isinstance(query, str):
+        if not query.strip():
+            raise QueryError("the query is empty: type some words")
+        if reason := check_text(query):
+            raise QueryError(f"the query cannot be used: {reason}")
+        return document_item(spec.document(query, query=True))
+    if not isinstance(query, models.Document):
+        raise QueryError(
+            f"a query is text, a models.Document, or an image (Path, PIL image, bytes, "
+            f"models.Image), not {type(query).__name__}")
+    models_ok = {m.lower() for m in (spec.model, spec.query_model) if m}
+    if query.model.lower() not in models_ok:
+        raise QueryError(
+            f"the query Document uses model {query.model!r}, but vector {name!r} was embedded "
+            f"with {spec.model!r}; use that model, or using= another vector"
+        )
+    return document_item(query)
+
+
+def resolve_queries(specs: Mapping[str, Spec], names: Sequence[str], query: Any,
+                    cloud: bool) -> dict[str, Any]:
+    """Per vector name: the query vector (embedded here) or inference object (the server
+    embeds it). Chunked vectors were embedded here, so their queries are too."""
+    items = {n: _query_item(specs[n], n, query, cloud) for n in names}
+    here = {n: i for n, i in items.items() if not cloud or (
+        isinstance(specs[n], Text) and specs[n].chunked)}
+    for n in names:
+        if n in here:
+            continue
+        for key in missing_secrets(specs[n]):
+            raise QueryError(
+                f"vector {n!r} is embedded by the server with a {key!r} option, which qinb "
+                f"never saves: pass secrets={{{key!r}: ...}}, or set the environment "
+                f"variable {registry.secret_variable(key)}")
+    _warn_long(specs, here)
+    embedder = Embedder(progress=False)
+    return {n: (embedder.resolve([here[n]], runtime=specs[n].runtime_options, query=True)[0][0]
+                if n in here else i.obj) for n, i in items.items()}
+
+
+def _warn_long(specs: Mapping[str, Spec], items: Mapping[str, Item]) -> None:
+    """Warn when a query text is longer than a dense model's window (the model cuts it)."""
+    from qinb.passages import window
+
+    for name, item in items.items():
+        spec = specs[name]
+        if spec.kind != "text" or not isinstance(item.data, str):
+            continue
+        model = spec.query_model or spec.model
+        found = window(model, spec.runtime_options)
+        if found.tokens is not None and (n := found.counts([item.data])[0]) > found.tokens:
+            warnings.warn(
+                f"the query is {n} tokens long, and {model} reads only its first "
+                f"{found.tokens} for vector {name!r}; shorten it to search with all of it",
+                QinbWarning, stacklevel=4)
+
+
+def query_vector(collection: str, query: Any, *, using: str,
+                 client: Store | QdrantClient | None = None) -> Any:
+    """The vector a query becomes for the vector ``using``, embedded here (for plots)."""
+    specs, _ = saved_specs(as_store(client), collection)
+    names = vector_names(specs, using, collection)
+    return resolve_queries(specs, names, query, cloud=False)[using]
+
+
+def like_id(like: Hashable, df: pd.DataFrame | None, id_column: str | None) -> int | str:
+    """The point id of a source row label (when ``df`` has it) or of a point id."""
+    if df is not None and like in df.index:
+        # with repeated labels the first row is the one stored (upsert refuses the repeats)
+        target = df.loc[[like]].iloc[0][id_column] if id_column else like
+        found = point_id(target)
+    elif isinstance(like, (int, str)):
+        found = point_id(like)
+    else:
+        raise QueryError(f"like={like!r} is neither a row label of the DataFrame nor a point id")
+    if isinstance(found, int) and found >= MAX_POINT_ID:
+        raise QueryError(f"like={like!r} is no point id: ids are below 2**64, or UUIDs")
+    return found
+
+
+def probes(specs: Mapping[str, Spec], vectors: Mapping[str, Any]) -> list[Probe]:
+    """One probe per named vector. A plain query vector against a chunked vector becomes a
+    one-row matrix: MaxSim of one row is the score of the row's best passage (qdrant-client's
+    local mode takes nothing else, Qdrant Edge and a server take it too)."""
+    out = []
+    for name, vector in vectors.items():
+        spec = specs[name]
+        if isinstance(spec, Text) and spec.chunked and isinstance(vector, np.ndarray) \
+                and vector.ndim == 1:
+            vector = vector[np.newaxis, :]
+        out.append(Probe(name, vector))
+    return out
+
+
+def nearest(store: Store, collection: str, probes: Sequence[Probe], *, limit: int,
+            filter: models.Filter | None = None, fusion: str = "rrf") -> list[Hit]:
+    """The hits of one query: one probe alone, or several fused, each fetching ``DEPTH``
+    candidates (``limit`` where that is more)."""
+    return store.query(collection, probes, limit=limit, filter=filter,
+                       fusion=fusion if len(probes) > 1 else None, depth=max(DEPTH, limit))
