@@ -14,12 +14,12 @@ import pandas as pd
 
 from qinb.evaluate import Judged, judged_hits
 from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
-from qinb.search import SCORE_PREFIX
+from qinb.search import PASSAGE_COLUMNS, SCORE_PREFIX
 from qinb.spec import Spec
 from qinb.store import Store, sample_payloads
 
 __all__ = ["Facet", "card_html", "detail_html", "facet_filter", "facets", "highlight", "middle",
-           "score_columns", "status_html"]
+           "passages_html", "score_columns", "status_html"]
 
 MAX_CHOICES = 20
 MAX_TEXT_CHOICE = 80  # longer texts are prose, not a field to filter on
@@ -39,6 +39,7 @@ CARD_CSS = """<style>
 .qinb-detail{border:1px solid #bbb;border-radius:6px;padding:8px;font:13px sans-serif}
 .qinb-detail img{max-width:480px;max-height:480px;display:block;margin-bottom:6px}
 .qinb-detail .qinb-text{max-height:300px;overflow:auto;white-space:pre-wrap}
+.qinb-passages div{margin-bottom:6px}.qinb-passages .qinb-best{background:#fff4cc}
 .qinb-detail td{padding:1px 8px 1px 0;vertical-align:top;word-break:break-all}
 </style>"""
 
@@ -160,14 +161,18 @@ def card_html(label: Hashable, row: pd.Series, image: str | None, *, text: str |
               bm25: Mapping[str, Any] | None = None) -> str:
     """One hit card: thumbnail or snippet, rank, score, label and a few payload fields, and for
     a labelled query whether the hit is relevant (``relevance`` > 0). With a text ``query`` the
-    snippet is where its words are, marked as BM25 with ``bm25`` options matches them.
+    snippet is where its words are, marked as BM25 with ``bm25`` options matches them; a hit of
+    a chunked vector shows the passage that matched (``passage``) rather than the text's start.
 
     Everything from the payload is escaped: a caption of ``<img src=x onerror=...>`` shows as text.
     """
+    passage = row.get(PASSAGE_COLUMNS[0])
+    passage = passage if isinstance(passage, str) else None
     if image:
         top = f'<img src="{html.escape(image, quote=True)}" alt="{html.escape(str(label))}">'
     else:
-        body = " ".join(str(row.get(text, "") or "").split()) if text else ""
+        whole = passage if passage is not None else row.get(text, "") if text else ""
+        body = " ".join(str(whole or "").split())
         # the part of a long text where the query's words are, with them marked
         snippet = (highlight(body, query, bm25) if query and body else
                    html.escape(textwrap.shorten(body, 320, placeholder="…")))
@@ -186,6 +191,8 @@ def card_html(label: Hashable, row: pd.Series, image: str | None, *, text: str |
         parts = [f"{html.escape(n)} {'–' if pd.isna(v) else f'{float(v):.3g}'}"
                  for n, v in per_vector.items()]
         lines.append(f'<div class="qinb-why">{" · ".join(parts)}</div>')
+    if passage is not None:
+        lines.append(f'<div class="qinb-why">best passage {float(row[PASSAGE_COLUMNS[1]]):.3f}</div>')
     if relevant:
         lines.append(f'<div class="qinb-relevant">✓ relevant ({relevance})</div>')
     for field in fields:
@@ -200,18 +207,23 @@ def card_html(label: Hashable, row: pd.Series, image: str | None, *, text: str |
     return "\n".join(lines) + "</div>"
 
 
-def detail_html(label: Hashable, row: pd.Series, image: str | None, *, text: str | None) -> str:
+def detail_html(label: Hashable, row: pd.Series, image: str | None, *, text: str | None,
+                passages: Sequence[tuple[int, int, float]] | None = None) -> str:
     """One hit in full: the larger picture, the whole text, every payload field, the scores.
-    Everything from the payload is escaped."""
+    With ``passages`` (start, end, score) the text is shown passage by passage, each with its
+    score and the best one marked. Everything from the payload is escaped."""
     parts = [f'<div class="qinb-detail"><b>#{int(row["rank"])}</b> '
              f'{float(row["score"]):.4f} · {html.escape(str(label))}']
     if image:
         parts.append(f'<img src="{html.escape(image, quote=True)}" alt="{html.escape(str(label))}">')
-    if text and isinstance(row.get(text), str):
+    if text and isinstance(row.get(text), str) and passages:
+        parts.append(passages_html(row[text], passages))
+    elif text and isinstance(row.get(text), str):
         parts.append(f'<div class="qinb-text">{html.escape(row[text])}</div>')
     cells = []
     for key, value in row.items():
-        if key in ("score", "rank") or key == text or str(key).endswith(THUMBNAIL_SUFFIX):
+        if (key in ("score", "rank", *PASSAGE_COLUMNS) or key == text
+                or str(key).endswith(THUMBNAIL_SUFFIX)):
             continue
         if value is None or (isinstance(value, float) and pd.isna(value)):
             continue
@@ -219,6 +231,17 @@ def detail_html(label: Hashable, row: pd.Series, image: str | None, *, text: str
                      f"<td>{html.escape(str(value))}</td></tr>")
     parts.append(f"<table>{''.join(cells)}</table></div>")
     return "".join(parts)
+
+
+def passages_html(text: str, passages: Sequence[tuple[int, int, float]]) -> str:
+    """A text as its passages, each with its score against the query, the best one marked."""
+    best = max(range(len(passages)), key=lambda i: passages[i][2])
+    rows = []
+    for i, (start, end, score) in enumerate(passages):
+        mark = ' class="qinb-best"' if i == best else ""
+        rows.append(f"<div{mark}><span class=\"qinb-why\">passage {i + 1} · {score:.3f}</span> "
+                    f"{html.escape(text[start:end])}</div>")
+    return f'<div class="qinb-text qinb-passages">{"".join(rows)}</div>'
 
 
 def status_html(hits: pd.DataFrame, what: str, using: Sequence[str], elapsed_ms: float,

@@ -15,6 +15,7 @@ from qinb import cards
 from qinb.errors import QinbError, require
 from qinb.evaluate import Judged, judgements
 from qinb.images import THUMBNAIL_SUFFIX, ImageCellError, load, thumbnail_column
+from qinb.search import PASSAGE_COLUMNS
 from qinb.search import search as run_search
 from qinb.spec import Bm25, Image
 from qinb.store import as_store, saved_specs
@@ -193,8 +194,9 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         pictures = [row.get(c) for c in (s.column for s in self.specs.values() if isinstance(s, Image))]
         larger = next((thumbnail(p, 480, fetch=self._fetch_urls) for p in pictures
                        if isinstance(p, str) and p and not p.startswith("<")), None)
-        self.detail.children = (W.HTML(cards.detail_html(label, row, larger or image, text=text)),
-                                self._close)
+        passages = self.results.attrs.get("passages", {}).get(row["id"])
+        self.detail.children = (W.HTML(cards.detail_html(label, row, larger or image, text=text,
+                                                         passages=passages)), self._close)
 
     def _show_query(self, text: str | None, image: Any, like: Hashable | None,
                     target: str = "") -> None:
@@ -257,7 +259,8 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         text = next((s.column for s in self.specs.values() if not isinstance(s, Image)), None)
         sources = {s.column for s in self.specs.values()}
         scores = set(cards.score_columns(list(hits.columns)).values())
-        fields = [c for c in hits.columns if c not in ("score", "rank", "id") and c not in sources
+        fields = [c for c in hits.columns if c not in ("score", "rank", "id", *PASSAGE_COLUMNS)
+                  and c not in sources
                   and not str(c).endswith(THUMBNAIL_SUFFIX) and c not in scores][:SHOWN_FIELDS]
         pictures = [thumbnail_column(s.column) for s in self.specs.values()
                     if isinstance(s, Image)]

@@ -1,0 +1,159 @@
+"""Long texts: chunked vectors (passages as one multivector per row) on both engines, and the
+warning when a text is cut at the model's window. Real all-MiniLM-L6-v2, real engines."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import qinb
+from qinb.errors import ArgumentError, InvalidRowsError, QinbWarning, SpecConflictError
+from tests.conftest import COOKING, PLANETS
+
+SATURN = "Saturn's rings are made of ice and rock orbiting the planet."
+CHUNKED = {"text": qinb.Text("text", chunk_size=64, chunk_overlap=8), "bm25": qinb.Bm25("text")}
+
+
+def long_text(tail: str = SATURN, repeats: int = 12) -> str:
+    """About 900 tokens of cooking, then ``tail``: its end lies past the model's window."""
+    paragraphs = [" ".join(COOKING[i % len(COOKING)] for i in range(k, k + 3)) for k in range(repeats)]
+    return "\n\n".join([*paragraphs, tail])
+
+
+def frame(tail: str = SATURN) -> pd.DataFrame:
+    rows = [{"text": t, "topic": "planets"} for t in PLANETS if "Saturn" not in t]
+    rows += [{"text": t, "topic": "cooking"} for t in COOKING]
+    rows.append({"text": long_text(tail), "topic": "mixed"})
+    labels = [f"p{i}" for i in range(5)] + [f"c{i}" for i in range(6)] + ["long"]
+    return pd.DataFrame(rows, index=pd.Index(labels, name="doc"))
+
+
+def test_a_sentence_past_the_window_is_found_and_shown(client):
+    df = frame()
+    with pytest.warns(QinbWarning, match=r"1 rows of 'text' \(longest \d+ tokens, window 510\)"):
+        cut = qinb.upsert(df, "cut", {"text": qinb.Text("text")}, client=client, progress=False)
+    assert cut.truncated == 1 and cut.vectors.loc["text", "truncated"] == 1
+    assert cut.vectors.loc["text", "longest"] > 510
+    assert "were cut; chunk_size= keeps the rest" in str(cut)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", QinbWarning)  # chunked: nothing is cut, nothing to warn
+        report = qinb.upsert(df, "docs", CHUNKED, client=client, progress=False)
+    assert report.upserted == 12 and report.truncated == 0
+    assert report.passages > 12  # the long row is several passages, each short row one
+    # the long row repeats its paragraphs' sentences: identical passages are embedded once
+    assert report.embedded + report.cached + report.shared == report.objects
+
+    query = "rings of ice and rock around Saturn"
+    truncated = qinb.search("cut", query, using="text", client=client)
+    chunked = qinb.search("docs", query, using="text", client=client)
+    assert "long" not in truncated.index[:3]  # its vector saw only the cooking
+    assert chunked.index[0] == "long"
+    assert SATURN in chunked.loc["long", "passage"]
+    assert len(chunked.loc["long", "passage"]) < len(df.loc["long", "text"]) / 4
+    # a dense search's score of a chunked row is its best passage's
+    assert chunked.loc["long", "passage_score"] == pytest.approx(chunked.loc["long", "score"], abs=1e-4)
+    assert chunked.index.is_unique and set(chunked.index) <= set(df.index)  # hits are rows
+    # every passage is in the frame's attrs, for the detail view; the best is the one shown
+    spans = chunked.attrs["passages"][chunked.loc["long", "id"]]
+    start, end, score = max(spans, key=lambda s: s[2])
+    assert df.loc["long", "text"][start:end] == chunked.loc["long", "passage"]
+
+    hybrid = qinb.search("docs", query, using=["text", "bm25"], client=client)
+    assert hybrid.index[0] == "long" and {"score_text", "score_bm25", "passage"} <= set(hybrid.columns)
+
+
+def test_a_query_longer_than_the_window_is_warned_about(client):
+    qinb.upsert(frame(), "docs", CHUNKED, client=client, progress=False)
+    with pytest.warns(QinbWarning, match=r"the query is \d+ tokens long.*first 510"):
+        qinb.search("docs", long_text(), using="text", client=client)
+
+
+def test_one_changed_paragraph_embeds_only_its_passages(client):
+    df = frame()
+    first = qinb.upsert(df, "docs", CHUNKED, client=client, progress=False)
+    again = qinb.upsert(df, "docs", CHUNKED, client=client, progress=False)
+    assert (again.upserted, again.unchanged, again.embedded) == (0, 12, 0)
+
+    changed = frame("Neptune's winds are the fastest in the solar system, far faster than Saturn's.")
+    report = qinb.upsert(changed, "docs", CHUNKED, client=client, progress=False)
+    assert report.upserted == 1 and report.unchanged == 11
+    # the long row's other passages are the same objects: they come from the cache
+    assert 1 <= report.vectors.loc["text", "embedded"] <= 2
+    assert report.vectors.loc["text", "cached"] >= 1
+    hits = qinb.search("docs", "fastest winds in the solar system", using="text", client=client)
+    assert hits.index[0] == "long" and "Neptune's winds" in hits.loc["long", "passage"]
+
+    other = qinb.upsert(df, "elsewhere", CHUNKED, client=client, progress=False)
+    assert other.vectors.loc["text", "embedded"] == 0  # another collection: all from the cache
+    assert other.vectors.loc["text", "cached"] == first.vectors.loc["text", "embedded"]
+
+
+def test_filters_more_like_this_and_the_map_work_on_passages(client):
+    df = frame()
+    qinb.upsert(df, "docs", CHUNKED, client=client, progress=False)
+    hits = qinb.search("docs", "planets and their moons", using="text", client=client,
+                       filter={"topic": "mixed"})
+    assert list(hits.index) == ["long"]
+    like = qinb.search("docs", like="long", using="text", client=client, df=df)
+    assert "long" not in like.index and len(like) == 10
+    assert like.index[0].startswith("c")  # the long row is mostly cooking
+    assert like["passage"].notna().all()
+    from qinb.store import dense_vectors
+
+    ids, matrix = dense_vectors(client, "docs", "text", sample=100)
+    assert matrix.shape == (12, 384)  # a chunked row's point on the map: its passages' mean
+
+
+def test_copy_keeps_passages(client, tmp_path):
+    df = frame()
+    qinb.upsert(df, "docs", CHUNKED, client=client, progress=False)
+    other = qinb.connect(":memory:") if isinstance(client, qinb.EdgeStore) else \
+        qinb.connect(tmp_path / "edge")
+    assert qinb.copy("docs", to=other, source=client, progress=False) == 12
+    query = "rings of ice and rock around Saturn"
+    here = qinb.search("docs", query, using="text", client=client)
+    there = qinb.search("docs", query, using="text", client=other)
+    assert list(there.index) == list(here.index)
+    assert list(there["passage"]) == list(here["passage"])
+    np.testing.assert_allclose(there["score"], here["score"], atol=1e-5)
+
+
+def test_changing_chunk_size_is_a_spec_conflict(client):
+    qinb.upsert(frame(), "docs", CHUNKED, client=client, progress=False)
+    other = {**CHUNKED, "text": qinb.Text("text", chunk_size=128)}
+    with pytest.raises(SpecConflictError, match=r"chunk_size=64, chunk_overlap=8.*chunk_size=128"):
+        qinb.upsert(frame(), "docs", other, client=client, progress=False)
+    with pytest.raises(SpecConflictError, match="no chunk_size"):
+        qinb.upsert(frame(), "docs", {**CHUNKED, "text": qinb.Text("text")}, client=client,
+                    progress=False)
+    assert client.count("docs") == 12
+
+
+def test_a_row_past_the_multivector_cap_fails_alone(client):
+    df = frame()
+    df.loc["huge"] = [" ".join(["word"] * 30_000), "mixed"]
+    spec = {"text": qinb.Text("text", chunk_size=8)}
+    with pytest.raises(InvalidRowsError, match=r"'huge'.*passages of 8 tokens; a row holds at most 2730"):
+        qinb.upsert(df, "docs", spec, client=client, progress=False)
+    report = qinb.upsert(df, "docs", spec, client=client, progress=False, errors="skip")
+    assert (report.upserted, report.failed_rows) == (12, 1)
+    assert report.failed.iloc[0]["row"] == "huge" and "at most 2730" in report.failed.iloc[0]["reason"]
+
+
+def test_chunk_arguments_are_checked():
+    with pytest.raises(ArgumentError, match="an Image vector has none to split"):
+        qinb.Image("photo", chunk_size=64)
+    with pytest.raises(ArgumentError, match="chunk_overlap must be"):
+        qinb.Text("text", chunk_size=64, chunk_overlap=64)
+    with pytest.raises(ArgumentError, match="chunk_overlap= needs chunk_size="):
+        qinb.Text("text", chunk_overlap=8)
+    with pytest.raises(ArgumentError, match="longer than .* window of 510 tokens"):
+        qinb.upsert(frame(), "docs", {"text": qinb.Text("text", chunk_size=600)}, progress=False)
+    with pytest.raises(ArgumentError, match="Inference API cannot make"):
+        qinb.to_points(frame(), CHUNKED)
+    assert qinb.Text("text", chunk_size=64) != qinb.Text("text", chunk_size=128)
+    assert "chunk_size=64" in repr(qinb.Text("text", chunk_size=64))
