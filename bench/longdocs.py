@@ -35,6 +35,8 @@ from qinb import passages as qpassages
 
 CHUNK, OVERLAP = 256, 32
 DOC_WORDS = 700  # words per generated long document in the memory run
+# raw fastembed batches: its default of 256 passages of 256 tokens took over 11 GB here
+RAW_BATCH = 32
 
 
 def fresh_cache() -> None:
@@ -52,7 +54,8 @@ def windows(text: str, tokenizer, size: int = CHUNK, overlap: int = OVERLAP) -> 
     return out
 
 
-def reference(df: pd.DataFrame, queries: pd.Series, qrels: pd.DataFrame) -> tuple[float, float, float]:
+def reference(df: pd.DataFrame, queries: pd.Series, qrels: pd.DataFrame, size: int = CHUNK,
+              overlap: int = OVERLAP) -> tuple[float, float, float]:
     """nDCG@10 and Recall@10 of fastembed + numpy over token windows, and its embedding time."""
     import pytrec_eval
     from fastembed import TextEmbedding
@@ -62,11 +65,11 @@ def reference(df: pd.DataFrame, queries: pd.Series, qrels: pd.DataFrame) -> tupl
     tokenizer = qpassages.window(qinb.models.MINILM).tokenizer
     owners, texts = [], []
     for label, text in df["text"].items():
-        for passage in windows(text, tokenizer):
+        for passage in windows(text, tokenizer, size, overlap):
             owners.append(str(label))
             texts.append(passage)
     started = time.perf_counter()
-    matrix = np.vstack(list(model.embed(texts)))
+    matrix = np.vstack(list(model.embed(texts, batch_size=RAW_BATCH)))
     seconds = time.perf_counter() - started
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
     asked = np.vstack(list(model.query_embed(queries.tolist())))
@@ -96,7 +99,7 @@ def ingest(df: pd.DataFrame) -> tuple[float, float, int, int]:
     ours, raw = [], []
     for _ in range(2):
         started = time.perf_counter()
-        list(model.embed(passages))
+        list(model.embed(passages, batch_size=RAW_BATCH))
         raw.append(time.perf_counter() - started)
         fresh_cache()
         store = qinb.connect(tempfile.mkdtemp())
@@ -166,6 +169,22 @@ def quality() -> None:
     print(f"| ingest, qinb chunked vs raw fastembed on the same {passages} passages "
           f"({distinct} distinct) | {raw / ours:.2f}x ({ours:.1f} vs {raw:.1f} s) | >= 0.9x |")
     print(f"(the reference embedded its windows in {ref_seconds:.1f} s)")
+    sensitivity(df, queries, qrels)
+
+
+def sensitivity(df: pd.DataFrame, queries: pd.Series, qrels: pd.DataFrame) -> None:
+    """nDCG@10 of qinb's passages (sentence boundaries) and the reference's windows at other
+    passage lengths: on 34 questions, where a boundary falls moves a few answers."""
+    print("\npassage length (tokens, overlap 1/8) | qinb chunked nDCG@10 | reference nDCG@10 | ratio")
+    store = qinb.connect(tempfile.mkdtemp())
+    for size in (128, 192, 320, 384):
+        overlap = size // 8
+        qinb.upsert(df, f"c{size}", {"text": qinb.Text("text", chunk_size=size, chunk_overlap=overlap)},
+                    client=store, progress=False)
+        ours = qinb.evaluate(f"c{size}", queries, qrels, client=store, df=df, progress=False)
+        ref = reference(df, queries, qrels, size, overlap)[0]
+        ndcg = float(ours["ndcg@10"].iloc[0])
+        print(f"{size:>4d} | {ndcg:.3f} | {ref:.3f} | {ndcg / ref:.2f}x", flush=True)
 
 
 def long_documents(n: int) -> pd.DataFrame:

@@ -31,16 +31,18 @@ class Window:
     tokenizer: Any
     tokens: int | None
 
-    def counts(self, texts: Sequence[str]) -> list[int]:
+    def count(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text, without the special tokens the model adds."""
-        # a token covers at least one character, so a text shorter than the window fits it
-        counts = [len(t) for t in texts]
-        long = [i for i, t in enumerate(texts) if self.tokens is None or len(t) > self.tokens]
-        if long:
-            encoded = self.tokenizer.encode_batch([texts[i] for i in long], add_special_tokens=False)
-            for i, e in zip(long, encoded, strict=True):
-                counts[i] = len(e.ids)
-        return counts
+        encoded = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encoded]
+
+    def beyond(self, texts: Sequence[str]) -> list[int]:
+        """The token counts of the texts longer than the window (the model cuts these)."""
+        if self.tokens is None:
+            return []
+        # a token covers at least one character: a text no longer than the window fits it
+        long = [t for t in texts if len(t) > self.tokens]
+        return [n for n in self.count(long) if n > self.tokens] if long else []
 
 
 @functools.lru_cache(maxsize=8)

@@ -149,7 +149,7 @@ def _warn_long(specs: Mapping[str, Spec], items: Mapping[str, Item]) -> None:
             continue
         model = spec.query_model or spec.model
         found = window(model, spec.runtime_options)
-        if found.tokens is not None and (n := found.counts([item.data])[0]) > found.tokens:
+        for n in found.beyond([item.data]):
             warnings.warn(
                 f"the query is {n} tokens long, and {model} reads only its first "
                 f"{found.tokens} for vector {name!r}; shorten it to search with all of it",

@@ -68,6 +68,21 @@ def test_the_shipped_notebooks_run_all_in_jupyterlab_one_after_another(lab, arti
                 assert not errors, (name, errors)
                 assert all(c["execution_count"] for c in cells), name  # every cell ran
                 assert sum(len(c["outputs"]) for c in cells) >= len(cells) // 2, name
+                if name == "01-quickstart":
+                    passage_cards(page, artifacts)
                 page.close()
         finally:
             browser.close()
+
+
+def passage_cards(page, artifacts: Path) -> None:
+    """01-quickstart's widget searches chunked topics: each card shows the passage that
+    matched, with the query's words marked, not the start of the topic."""
+    cards = page.locator(".qinb-card")
+    cards.first.scroll_into_view_if_needed()
+    assert cards.count() == 6
+    texts = cards.all_inner_texts()
+    assert all("best passage" in t for t in texts), texts
+    marked = [m.lower() for m in page.locator(".qinb-card .qinb-snippet mark").all_inner_texts()]
+    assert {"loop", "list", "items"} & set(marked), marked
+    page.screenshot(path=str(artifacts / "browser_passage_cards.png"), full_page=False)

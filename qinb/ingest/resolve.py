@@ -99,7 +99,7 @@ def _count_truncated(spec: Spec, items: Sequence[Item], counts: Counter[str],
     if found.tokens is None or not items:
         return
     windows[name] = found.tokens
-    lengths = [n for n in found.counts([str(i.data) for i in items]) if n > found.tokens]
+    lengths = found.beyond([str(i.data) for i in items])
     counts["truncated"] += len(lengths)
     counts["longest"] = max([counts["longest"], *lengths])
 
