@@ -170,3 +170,36 @@ def test_hybrid_hits_from_a_server_are_scored_per_vector_in_one_batch(server, co
     assert all(s["filter"] == {"must": [{"has_id": [7]}]} and s["limit"] == 1 for s in searches)
     assert hits[["score_text", "score_bm25"]].values.tolist() == [[0.5, 0.6]]
     remote.close()
+
+
+def test_a_chunked_vector_is_embedded_here_and_sent_as_a_multivector(cloud, server, corpus):
+    """Cloud inference embeds one Document per vector: a chunked vector's passages are
+    embedded here and sent as a matrix; the other vectors still go as Documents."""
+    from qinb.objects import point_id
+
+    long = corpus.copy()
+    long.loc["doc00", "text"] = " ".join([corpus["text"].iloc[0]] * 60)  # past the window
+    vectors = {"body": qinb.Text("text", chunk_size=64, chunk_overlap=8), "bm25": qinb.Bm25("text")}
+    report = long.qdrant.upsert("chunks", vectors=vectors, client=cloud, progress=False)
+    assert report.upserted == 12 and report.vectors.loc["body", "embedded"] > 0
+    assert report.vectors.loc["bm25", "embedded"] == 0  # the server embeds BM25
+    create = next(b for m, p, b in server.requests if m == "PUT" and p == "/collections/chunks")
+    assert create["vectors"] == {"body": {"size": 384, "distance": "Cosine",
+                                          "multivector_config": {"comparator": "max_sim"}}}
+    sent = {pt["id"]: pt for m, p, b in server.requests
+            if m == "PUT" and p == "/collections/chunks/points" for pt in b["points"]}
+    matrix = sent[point_id("doc00")]["vector"]["body"]
+    assert len(matrix) > 5 and all(len(row) == 384 for row in matrix)
+    assert all(len(pt["vector"]["body"]) == 1 for i, pt in sent.items()
+               if i != point_id("doc00"))  # a short text is one passage
+    assert len(documents_in([pt["vector"]["bm25"] for pt in sent.values()])) == 12
+    spans = sent[point_id("doc00")]["payload"]["_qinb_passages"]["body"]
+    assert len(spans) == len(matrix) and spans[0][0] == 0
+
+    long.qdrant.search("chunks", "red planet", client=cloud, limit=3)
+    query = [b for m, p, b in server.requests if p == "/collections/chunks/points/query"][-1]
+    body, bm25 = query["prefetch"]
+    assert body["using"] == "body" and len(body["query"]) == 1  # a one-row matrix
+    assert len(body["query"][0]) == 384
+    assert bm25["query"] == {"text": "red planet", "model": "qdrant/bm25",
+                             "options": {"language": "english"}}
