@@ -80,7 +80,10 @@ def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
         Created from the specs if missing; otherwise the specs must match it (a named vector
         the collection lacks is added to it).
     vectors : dict of str to spec
-        Named vectors: ``qinb.Text(...)``, ``qinb.Image(...)``, ``qinb.Bm25(...)``.
+        Named vectors: ``qinb.Text(...)``, ``qinb.Image(...)``, ``qinb.Bm25(...)``. A text
+        longer than its model's window is cut by the model: such rows are counted in
+        ``report.truncated`` and one ``QinbWarning`` names them, unless the spec has
+        ``chunk_size=`` (passages stored as one multivector per row, every word searchable).
     client : store or QdrantClient, optional
         Default: the embedded store of :func:`qinb.connect`.
     id_column : str, optional
