@@ -196,6 +196,17 @@ def probes(specs: Mapping[str, Spec], vectors: Mapping[str, Any]) -> list[Probe]
 def nearest(store: Store, collection: str, probes: Sequence[Probe], *, limit: int,
             filter: models.Filter | None = None, fusion: str = "rrf") -> list[Hit]:
     """The hits of one query: one probe alone, or several fused, each fetching ``DEPTH``
-    candidates (``limit`` where that is more)."""
-    return store.query(collection, probes, limit=limit, filter=filter,
-                       fusion=fusion if len(probes) > 1 else None, depth=max(DEPTH, limit))
+    candidates (``limit`` where that is more).
+
+    Fused scores tie often (RRF adds ranks: 3rd and 5th scores as 5th and 3rd), and an engine
+    cuts ties at ``limit`` in no fixed order, so the first hits could change with ``limit``.
+    A fused query therefore takes every candidate, orders ties by point id, and only then cuts.
+    """
+    if len(probes) == 1:
+        return store.query(collection, probes, limit=limit, filter=filter, depth=max(DEPTH, limit))
+    depth = max(DEPTH, limit)
+    pool = store.query(collection, probes, limit=depth * len(probes), filter=filter,
+                       fusion=fusion, depth=depth, payload=False)
+    chosen = sorted(pool, key=lambda h: (-h.score, str(h.id)))[:limit]
+    payloads = {r.id: r.payload for r in store.retrieve(collection, [h.id for h in chosen])}
+    return [Hit(h.id, h.score, payloads.get(h.id, {})) for h in chosen]

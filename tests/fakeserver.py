@@ -99,8 +99,13 @@ class FakeServer:
                 for i in search["filter"]["must"][0]["has_id"] if i in stored]}
                 for n, search in enumerate(body["searches"])])
         if path.endswith("/points/query"):
-            return ok({"points": [{"id": 7, "version": 1, "score": 0.9,
-                                   "payload": {"text": "Mars", "_qinb_row": "doc01"}}]})
+            # one answer, point 7, stored as a server would hold it, so a retrieve finds it too
+            payload = {"text": "Mars", "_qinb_row": "doc01"}
+            stored = self.points.setdefault(name, {}).setdefault(7, {"id": 7, "payload": payload})
+            answer = {"id": 7, "version": 1, "score": 0.9}
+            if body.get("with_payload"):
+                answer["payload"] = stored.get("payload")
+            return ok({"points": [answer]})
         raise AssertionError(f"unexpected request {method} {path}")
 
 

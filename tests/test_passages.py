@@ -59,7 +59,7 @@ def test_a_sentence_past_the_window_is_found_and_shown(client):
     assert chunked.index.is_unique and set(chunked.index) <= set(df.index)  # hits are rows
     # every passage is in the frame's attrs, for the detail view; the best is the one shown
     spans = chunked.attrs["passages"][chunked.loc["long", "id"]]
-    start, end, score = max(spans, key=lambda s: s[2])
+    start, end, _ = max(spans, key=lambda s: s[2])
     assert df.loc["long", "text"][start:end] == chunked.loc["long", "passage"]
 
     hybrid = qinb.search("docs", query, using=["text", "bm25"], client=client)
@@ -104,7 +104,7 @@ def test_filters_more_like_this_and_the_map_work_on_passages(client):
     assert like["passage"].notna().all()
     from qinb.store import dense_vectors
 
-    ids, matrix = dense_vectors(client, "docs", "text", sample=100)
+    _, matrix = dense_vectors(client, "docs", "text", sample=100)
     assert matrix.shape == (12, 384)  # a chunked row's point on the map: its passages' mean
 
 
@@ -151,7 +151,7 @@ def test_chunk_arguments_are_checked():
         qinb.Text("text", chunk_size=64, chunk_overlap=64)
     with pytest.raises(ArgumentError, match="chunk_overlap= needs chunk_size="):
         qinb.Text("text", chunk_overlap=8)
-    with pytest.raises(ArgumentError, match="longer than .* window of 510 tokens"):
+    with pytest.raises(ArgumentError, match=r"longer than .* window of 510 tokens"):
         qinb.upsert(frame(), "docs", {"text": qinb.Text("text", chunk_size=600)}, progress=False)
     with pytest.raises(ArgumentError, match="Inference API cannot make"):
         qinb.to_points(frame(), CHUNKED)

@@ -17,10 +17,14 @@ def test_identical_objects_are_embedded_once(client, corpus):
     df = pd.DataFrame({"text": [corpus["text"].iloc[i % 10] for i in range(100)]})
     report = df.qdrant.upsert("dedup", vectors=VECTORS, client=client, progress=False)
     assert (report.rows, report.upserted, report.objects, report.embedded) == (100, 100, 200, 20)
-    assert report.vectors.to_dict("index") == {
+    assert report.vectors[["objects", "embedded", "cached"]].to_dict("index") == {
         "text": {"objects": 100, "embedded": 10, "cached": 0},
         "bm25": {"objects": 100, "embedded": 10, "cached": 0},
     }
+    # the 90 repeats are named, so the counts add up; nothing is chunked or cut
+    assert report.shared == 180 and report.embedded + report.cached + report.shared == report.objects
+    assert "20 embedded, 0 from the cache, 180 shared by identical cells" in str(report)
+    assert report.vectors[["passages", "truncated"]].sum().sum() == 0
     assert client.count("dedup") == 100
     assert report.failed.empty
 
@@ -231,8 +235,8 @@ def test_the_embedding_cache_serves_another_collection_without_inference(client,
     second = corpus.qdrant.upsert("two", vectors=VECTORS, client=client, progress=False)
     assert first.vectors.loc["text", "embedded"] == 12
     # dense text comes from the cache; BM25 is recomputed (faster than reading it back)
-    assert second.vectors.loc["text"].tolist() == [12, 0, 12]
-    assert second.vectors.loc["bm25"].tolist() == [12, 12, 0]
+    assert second.vectors.loc["text", ["objects", "embedded", "cached"]].tolist() == [12, 0, 12]
+    assert second.vectors.loc["bm25", ["objects", "embedded", "cached"]].tolist() == [12, 12, 0]
     assert qinb.cache.info()["vectors"] == 12
     a = corpus.qdrant.search("one", "largest planet", using="text", client=client)
     b = corpus.qdrant.search("two", "largest planet", using="text", client=client)

@@ -117,8 +117,8 @@ def test_the_fake_server_rejects_what_qdrant_would(server):
 def test_batches_of_images_for_a_server_stay_under_the_request_limit():
     from qdrant_client import models
 
-    from qinb.store import Point
     from qinb.ingest.writer import batches
+    from qinb.store import Point
 
     image = models.Image(image="A" * 6_000_000, model="Qdrant/clip-ViT-B-32-vision")
     points = [Point(i, {"image": image}, {}) for i in range(12)]

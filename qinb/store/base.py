@@ -152,9 +152,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def query(self, collection: str, probes: Sequence[Probe], *, limit: int,
               filter: models.Filter | None = None, fusion: str | None = None,
-              depth: int = 50) -> list[Hit]:
+              depth: int = 50, payload: bool = True) -> list[Hit]:
         """Nearest points to one probe, or to several fused by ``fusion`` ("rrf" or "dbsf"),
-        each probe fetching ``depth`` candidates; payloads included."""
+        each probe fetching ``depth`` candidates; payloads included unless ``payload=False``."""
 
     @abc.abstractmethod
     def scores(self, collection: str, probes: Sequence[Probe],

@@ -295,17 +295,17 @@ class ClientStore(Store):
     @_guarded("querying collection {0!r}")
     def query(self, collection: str, probes: Sequence[Probe], *, limit: int,
               filter: models.Filter | None = None, fusion: str | None = None,
-              depth: int = 50) -> list[Hit]:
+              depth: int = 50, payload: bool = True) -> list[Hit]:
         if len(probes) == 1:
             response = self.client.query_points(
                 collection, query=_wire(probes[0].vector), using=probes[0].using, limit=limit,
-                query_filter=filter, with_payload=True)
+                query_filter=filter, with_payload=payload)
         else:
             prefetch = [models.Prefetch(query=_wire(p.vector), using=p.using, limit=depth,
                                         filter=filter) for p in probes]
             response = self.client.query_points(
                 collection, prefetch=prefetch, limit=limit, query_filter=filter,
-                query=models.FusionQuery(fusion=FUSIONS[fusion or "rrf"]), with_payload=True)
+                query=models.FusionQuery(fusion=FUSIONS[fusion or "rrf"]), with_payload=payload)
         return [Hit(plain_id(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
 
     @_guarded("scoring the hits in collection {0!r}")

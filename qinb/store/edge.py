@@ -257,18 +257,18 @@ class EdgeStore(Store):
 
     def query(self, collection: str, probes: Sequence[Probe], *, limit: int,
               filter: models.Filter | None = None, fusion: str | None = None,
-              depth: int = 50) -> list[Hit]:
+              depth: int = 50, payload: bool = True) -> list[Hit]:
         import qdrant_edge as E
 
         flt = edge_filter(filter)
         nearest = [E.Query.Nearest(_to_edge(p.vector), using=p.using) for p in probes]
         if len(probes) == 1:
-            request = E.QueryRequest(limit=limit, query=nearest[0], filter=flt, with_payload=True)
+            request = E.QueryRequest(limit=limit, query=nearest[0], filter=flt, with_payload=payload)
         else:
             # k=2 is the Qdrant server's RRF constant, so scores match across engines
             fuse: Any = E.Fusion.Dbsf() if fusion == "dbsf" else E.Fusion.Rrf(k=2)
             request = E.QueryRequest(
-                limit=limit, query=fuse, filter=flt, with_payload=True,
+                limit=limit, query=fuse, filter=flt, with_payload=payload,
                 prefetches=[E.Prefetch(limit=depth, query=q, filter=flt) for q in nearest])
         with self._shard(collection) as shard:
             self._index_payload(shard, filter)
