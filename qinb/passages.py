@@ -16,7 +16,7 @@ from typing import Any
 from qinb import models as registry
 from qinb.errors import ArgumentError, ModelError, require
 
-__all__ = ["MAX_MATRIX_FLOATS", "Window", "max_passages", "spans", "window"]
+__all__ = ["MAX_MATRIX_FLOATS", "Window", "max_passages", "spans", "splitter", "window"]
 
 # a Qdrant server takes at most this many floats in one multivector (Qdrant Edge up to 32 MiB)
 MAX_MATRIX_FLOATS = 1_048_576
@@ -82,13 +82,19 @@ def _splitter(model: str, runtime: tuple[tuple[str, Any], ...], size: int, overl
     return TextSplitter.from_huggingface_tokenizer(found.tokenizer, size, overlap)
 
 
+def splitter(model: str, size: int, overlap: int = 0, runtime: dict[str, Any] | None = None) -> Any:
+    """The splitter of passages of ``size`` of the model's tokens (loaded and cached); an
+    ArgumentError when ``size`` exceeds the model's window."""
+    return _splitter(model, tuple(sorted((runtime or {}).items())), size, overlap)
+
+
 def spans(text: str, model: str, size: int, overlap: int = 0,
           runtime: dict[str, Any] | None = None) -> list[tuple[int, int]]:
     """Character spans (start, end) of the passages of ``text``: each at most ``size`` of the
     model's tokens, ``overlap`` tokens shared with the one before, split where the text has
     paragraphs, then sentences, then words."""
-    splitter = _splitter(model, tuple(sorted((runtime or {}).items())), size, overlap)
-    found = [(start, start + len(chunk)) for start, chunk in splitter.chunk_indices(text)]
+    chunks = splitter(model, size, overlap, runtime).chunk_indices(text)
+    found = [(start, start + len(chunk)) for start, chunk in chunks]
     # a text of whitespace only has no passage; the cell checks refuse it before this
     return found or [(0, len(text))]
 

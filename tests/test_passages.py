@@ -153,6 +153,7 @@ def test_chunk_arguments_are_checked():
         qinb.Text("text", chunk_overlap=8)
     with pytest.raises(ArgumentError, match=r"longer than .* window of 510 tokens"):
         qinb.upsert(frame(), "docs", {"text": qinb.Text("text", chunk_size=600)}, progress=False)
+    assert "docs" not in qinb.connect().collections()  # refused before anything was made
     with pytest.raises(ArgumentError, match="Inference API cannot make"):
         qinb.to_points(frame(), CHUNKED)
     assert qinb.Text("text", chunk_size=64) != qinb.Text("text", chunk_size=128)

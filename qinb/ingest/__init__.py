@@ -187,10 +187,14 @@ def _row_failed(resolved: Resolved, written: int) -> InvalidRowsError:
 
 
 def _load_models(vectors: Mapping[str, Spec]) -> None:
-    """Load each vector's model now (they are cached), so a ModelError leaves nothing behind."""
+    """Load each vector's model now (they are cached), so a ModelError, or a chunk_size past
+    the model's window, leaves nothing behind."""
     from qinb import models as registry
+    from qinb.passages import splitter
 
     for spec in vectors.values():
+        if isinstance(spec, Text) and spec.chunked:
+            splitter(spec.model, spec.chunk_size or 0, spec.chunk_overlap, spec.runtime_options)
         if isinstance(spec, Bm25):
             registry.bm25_model(tuple(sorted(spec.model_options.items())))
         elif isinstance(spec, Image):
