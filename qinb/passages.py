@@ -16,7 +16,8 @@ from typing import Any
 from qinb import models as registry
 from qinb.errors import ArgumentError, ModelError, require
 
-__all__ = ["MAX_MATRIX_FLOATS", "Window", "max_passages", "spans", "splitter", "window"]
+__all__ = ["MAX_MATRIX_FLOATS", "Window", "known_window", "max_passages", "spans", "splitter",
+           "window"]
 
 # a Qdrant server takes at most this many floats in one multivector (Qdrant Edge up to 32 MiB)
 MAX_MATRIX_FLOATS = 1_048_576
@@ -67,6 +68,15 @@ def _window(model: str, runtime: tuple[tuple[str, Any], ...]) -> Window:
 def window(model: str, runtime: dict[str, Any] | None = None) -> Window:
     """The tokenizer and window of a fastembed text model (loaded and cached)."""
     return _window(model, tuple(sorted((runtime or {}).items())))
+
+
+def known_window(model: str, runtime: dict[str, Any] | None = None) -> Window | None:
+    """The window where the model's tokenizer can be had, else None: counting what a model
+    cuts must never stop the upsert or search it reports on."""
+    try:
+        return window(model, runtime)
+    except ModelError:
+        return None
 
 
 @functools.lru_cache(maxsize=8)

@@ -141,14 +141,16 @@ def resolve_queries(specs: Mapping[str, Spec], names: Sequence[str], query: Any,
 
 def _warn_long(specs: Mapping[str, Spec], items: Mapping[str, Item]) -> None:
     """Warn when a query text is longer than a dense model's window (the model cuts it)."""
-    from qinb.passages import window
+    from qinb.passages import known_window
 
     for name, item in items.items():
         spec = specs[name]
         if spec.kind != "text" or not isinstance(item.data, str):
             continue
         model = spec.query_model or spec.model
-        found = window(model, spec.runtime_options)
+        found = known_window(model, spec.runtime_options)
+        if found is None:
+            continue
         for n in found.beyond([item.data]):
             warnings.warn(
                 f"the query is {n} tokens long, and {model} reads only its first "
