@@ -19,8 +19,13 @@ def run(script: Path, variant: str, *args: str) -> dict[str, float]:
 
 
 def report(result: dict[str, float]) -> None:
-    """Print the result as the last line, with this process's peak RSS in MB."""
-    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Print the result as the last line, with this process's peak RSS in MB: VmHWM, the high
+    water mark of this program's own memory (getrusage's ru_maxrss keeps the parent's peak
+    across fork and exec, so a child of a large parent would report the parent's size)."""
+    with open("/proc/self/status") as status:
+        line = next((x for x in status if x.startswith("VmHWM:")), None)
+    peak = int(line.split()[1]) if line else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result["rss_mb"] = peak / 1024
     print(json.dumps(result), flush=True)
 
 
