@@ -279,3 +279,28 @@ def test_details_show_the_whole_hit(photo_widget, photos):
     assert max(_decode(picture).size) > 160  # larger than the card's thumbnail
     close.click()
     assert w.detail.children == ()
+
+
+def test_cards_of_a_chunked_vector_show_the_passage_that_matched(client):
+    """A long row's card shows its best passage with the query's words marked, not the
+    text's start; its details show every passage with its score, the best marked."""
+    from tests.test_passages import CHUNKED, SATURN, frame
+
+    df = frame()
+    df.qdrant.upsert("docs", vectors=CHUNKED, client=client, progress=False)
+    w = df.qdrant.widget("docs", client=client, limit=3)
+    w.vectors.value = ("text",)
+    w.search("rings of ice around Saturn")
+    assert w.results.index[0] == "long"
+    card = card_texts(w)[0]
+    assert "<mark>Saturn</mark>" in card and "<mark>rings</mark>" in card
+    # the snippet is the passage (the long text's start lies a dozen paragraphs before Saturn)
+    assert "orbiting the planet." in card and w.results["passage"].iloc[0].endswith(SATURN)
+    assert f"best passage {w.results['passage_score'].iloc[0]:.3f}" in card
+    w.cards.children[0].children[1].children[1].click()  # details
+    detail = w.detail.children[0].value
+    passages = w.results.attrs["passages"][w.results["id"].iloc[0]]
+    assert detail.count('<span class="qinb-why">passage ') == len(passages) > 3
+    best = max(range(len(passages)), key=lambda i: passages[i][2])
+    assert f'<div class="qinb-best"><span class="qinb-why">passage {best + 1} · ' in detail
+    assert SATURN.replace("'", "&#x27;") in detail.split('class="qinb-best"')[1].split("</div>")[0]
