@@ -158,3 +158,18 @@ def test_chunk_arguments_are_checked():
         qinb.to_points(frame(), CHUNKED)
     assert qinb.Text("text", chunk_size=64) != qinb.Text("text", chunk_size=128)
     assert "chunk_size=64" in repr(qinb.Text("text", chunk_size=64))
+
+
+def test_passages_are_searched_exactly_without_a_graph(tmp_path):
+    """An HNSW graph on row-to-row MaxSim found a third of the true top 10 for one-passage
+    queries (bench/multivector_hnsw.py): Qdrant Edge gets no graph for a chunked vector."""
+    import json
+
+    store = qinb.connect(tmp_path)
+    with pytest.warns(QinbWarning, match="1 rows of 'plain'"):
+        qinb.upsert(frame(), "docs", {**CHUNKED, "plain": qinb.Text("text")}, client=store,
+                    progress=False)
+    config = json.loads((tmp_path / "docs" / "shard" / "edge_config.json").read_text())
+    assert config["vectors"]["text"]["hnsw_config"]["m"] == 0
+    assert config["vectors"]["text"]["multivector_config"] == {"comparator": "max_sim"}
+    assert "hnsw_config" not in config["vectors"]["plain"]  # plain dense vectors keep the graph

@@ -184,7 +184,8 @@ def test_a_chunked_vector_is_embedded_here_and_sent_as_a_multivector(cloud, serv
     assert report.upserted == 12 and report.vectors.loc["body", "embedded"] > 0
     assert report.vectors.loc["bm25", "embedded"] == 0  # the server embeds BM25
     create = next(b for m, p, b in server.requests if m == "PUT" and p == "/collections/chunks")
-    assert create["vectors"] == {"body": {"size": 384, "distance": "Cosine",
+    # searched exactly: no HNSW graph on passages (bench/multivector_hnsw.py)
+    assert create["vectors"] == {"body": {"size": 384, "distance": "Cosine", "hnsw_config": {"m": 0},
                                           "multivector_config": {"comparator": "max_sim"}}}
     sent = {pt["id"]: pt for m, p, b in server.requests
             if m == "PUT" and p == "/collections/chunks/points" for pt in b["points"]}

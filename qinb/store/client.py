@@ -140,9 +140,13 @@ def _read(vector: Any) -> StoredVector:
 
 
 def _dense_config(size: int, multi: bool) -> dict[str, Any]:
-    comparator = models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM)
-    return {"size": size, "distance": models.Distance.COSINE,
-            "multivector_config": comparator if multi else None}
+    """A dense vector's config; a multivector (chunked passages) is searched exactly, without
+    an HNSW graph (m=0), as on Qdrant Edge: see ``_dense_params`` in ``edge.py``."""
+    if not multi:
+        return {"size": size, "distance": models.Distance.COSINE}
+    return {"size": size, "distance": models.Distance.COSINE, "hnsw_config": models.HnswConfigDiff(m=0),
+            "multivector_config": models.MultiVectorConfig(
+                comparator=models.MultiVectorComparator.MAX_SIM)}
 
 
 def _selector(payload: bool | Sequence[str], exclude: Sequence[str] = ()) -> Any:
