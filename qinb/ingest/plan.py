@@ -62,7 +62,9 @@ class Plan:
 
     def chunks(self, specs: Mapping[str, Spec], size: int) -> Iterator[list[Row]]:
         """The valid rows, ``size`` at a time, with their inference objects (made by ``specs``,
-        the plan's own once fitted) and payloads."""
+        the plan's own once fitted) and payloads; rows with many passages come fewer at a
+        time, at most ``size`` objects per vector, so that a chunk's vectors take the same
+        memory whether its rows are short texts or long documents."""
         source_columns = [s.column for s in specs.values()]
         keep = list(dict.fromkeys([*self.columns, *source_columns]))
         for start in range(0, len(self.valid), size):
@@ -84,7 +86,26 @@ class Plan:
                 data.update({column: cell.source for column, cell in images.items()})
                 rows.append(Row(label, self.ids[pos], data, row_items,
                                  images if self.thumbnails else {}))
-            yield rows
+            yield from _by_objects(rows, size * len(specs))
+
+
+def _objects(row: Row) -> int:
+    return sum(len(i.items) if isinstance(i, Passages) else 1 for i in row.items.values())
+
+
+def _by_objects(rows: list[Row], limit: int) -> Iterator[list[Row]]:
+    """``rows`` in runs of at most ``limit`` inference objects (a row with more is alone)."""
+    run: list[Row] = []
+    count = 0
+    for row in rows:
+        n = _objects(row)
+        if run and count + n > limit:
+            yield run
+            run, count = [], 0
+        run.append(row)
+        count += n
+    if run:
+        yield run
 
 
 def make_plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | None,
