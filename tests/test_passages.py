@@ -173,3 +173,23 @@ def test_passages_are_searched_exactly_without_a_graph(tmp_path):
     assert config["vectors"]["text"]["hnsw_config"]["m"] == 0
     assert config["vectors"]["text"]["multivector_config"] == {"comparator": "max_sim"}
     assert "hnsw_config" not in config["vectors"]["plain"]  # plain dense vectors keep the graph
+
+
+def test_rows_with_many_passages_come_fewer_to_a_chunk(client, monkeypatch):
+    """A chunk holds at most CHUNK_ROWS objects per vector, not CHUNK_ROWS rows: long rows
+    must not multiply the vectors held in memory at once."""
+    import qinb.ingest as ingest
+
+    df = pd.DataFrame({"text": [long_text(f"Row {i} ends here.") for i in range(8)] + COOKING,
+                       "topic": "t"}, index=[f"r{i}" for i in range(14)])
+    monkeypatch.setattr(ingest, "CHUNK_ROWS", 40)
+    seen = []
+    real = ingest.resolve
+    monkeypatch.setattr(ingest, "resolve", lambda changes, *a: (
+        seen.append(sum(len(c.row.items["text"].items) for c in changes.writes)) or real(changes, *a)))
+    report = qinb.upsert(df, "docs", {"text": qinb.Text("text", chunk_size=64)}, client=client,
+                         progress=False)
+    assert report.upserted == 14 and report.passages == sum(seen)
+    assert (report.passages - len(COOKING)) / 8 >= 12  # each long row is a dozen passages
+    # 40 rows would be one chunk; 40 objects make several, none past 40 (no row has 40 alone)
+    assert seen == [36, 36, 30]  # three long rows (36 passages), three, then two and the six short
