@@ -26,7 +26,10 @@ CHUNK = 64  # images and BM25 per batch
 TOKEN_BUDGET = 512  # dense text per batch: measured fastest on CPU (bench/ingest.py), and small
 MAX_BATCH = 256
 MAX_TOKENS = 512  # fastembed truncates longer texts
-MEMO_LIMIT = 50_000  # vectors remembered in memory during one upsert
+# vectors remembered in memory during one upsert: past it, repeats come from the persistent
+# cache (dense) or are recomputed (BM25, cheap); 10k vectors of 512-d are 20 MB, 50k of long
+# passages (with their text in the keys) took 170 MB (bench/longdocs.py --memory)
+MEMO_LIMIT = 10_000
 
 
 @dataclass(frozen=True)

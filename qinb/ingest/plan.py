@@ -30,6 +30,7 @@ from qinb.store import ROW_KEY, Store
 __all__ = ["FAILED_COLUMNS", "Plan", "Row", "fit", "make_plan"]
 
 FAILED_COLUMNS = ["row", "column", "reason"]
+AHEAD = 128  # rows whose objects are made before they join a chunk
 
 
 @dataclass
@@ -61,51 +62,50 @@ class Plan:
     thumbnails: bool
 
     def chunks(self, specs: Mapping[str, Spec], size: int) -> Iterator[list[Row]]:
-        """The valid rows, ``size`` at a time, with their inference objects (made by ``specs``,
-        the plan's own once fitted) and payloads; rows with many passages come fewer at a
-        time, at most ``size`` objects per vector, so that a chunk's vectors take the same
-        memory whether its rows are short texts or long documents."""
+        """The valid rows with their inference objects (made by ``specs``, the plan's own once
+        fitted) and payloads, in chunks of at most ``size`` rows and ``size`` objects per
+        vector: rows with many passages come fewer at a time, so that a chunk takes the same
+        memory whether its rows are short texts or long documents. Objects are made a few
+        rows ahead of the chunk being filled, never for a whole chunk of long rows at once."""
+        run: list[Row] = []
+        count = 0
+        for start in range(0, len(self.valid), AHEAD):
+            for row in self._rows(specs, self.valid[start:start + AHEAD]):
+                n = _objects(row)
+                if run and (count + n > size * len(specs) or len(run) >= size):
+                    yield run
+                    run, count = [], 0
+                run.append(row)
+                count += n
+        if run:
+            yield run
+
+    def _rows(self, specs: Mapping[str, Spec], positions: list[int]) -> list[Row]:
+        """The rows at these positions, with their objects and converted payloads."""
         source_columns = [s.column for s in specs.values()]
         keep = list(dict.fromkeys([*self.columns, *source_columns]))
-        for start in range(0, len(self.valid), size):
-            positions = self.valid[start:start + size]
-            items = {name: cell_items(self.df[spec.column], positions, spec,
-                                      self.images.get(name, {}), self.wire)
-                     for name, spec in specs.items()}
-            records = self.df.iloc[positions][keep].to_dict("records")  # rows first: no copy of the frame
-            rows = []
-            for pos, raw in zip(positions, records, strict=True):
-                label = self.df.index[pos]
-                row_items = {n: d[pos] for n, d in items.items()}
-                # image cells are stored as their reference, not their pixels (the engine does
-                # not keep inference input), so they skip the JSON conversion
-                images = {str(specs[n].column): i.data for n, i in row_items.items()
-                          if isinstance(i, Item) and isinstance(i.data, ImageCell)}
-                data = {str(k): convert(v) for k, v in raw.items() if str(k) not in images}
-                data[ROW_KEY] = convert(label)
-                data.update({column: cell.source for column, cell in images.items()})
-                rows.append(Row(label, self.ids[pos], data, row_items,
-                                 images if self.thumbnails else {}))
-            yield from _by_objects(rows, size * len(specs))
+        items = {name: cell_items(self.df[spec.column], positions, spec,
+                                  self.images.get(name, {}), self.wire)
+                 for name, spec in specs.items()}
+        records = self.df.iloc[positions][keep].to_dict("records")  # rows first: no copy of the frame
+        rows = []
+        for pos, raw in zip(positions, records, strict=True):
+            label = self.df.index[pos]
+            row_items = {n: d[pos] for n, d in items.items()}
+            # image cells are stored as their reference, not their pixels (the engine does
+            # not keep inference input), so they skip the JSON conversion
+            images = {str(specs[n].column): i.data for n, i in row_items.items()
+                      if isinstance(i, Item) and isinstance(i.data, ImageCell)}
+            data = {str(k): convert(v) for k, v in raw.items() if str(k) not in images}
+            data[ROW_KEY] = convert(label)
+            data.update({column: cell.source for column, cell in images.items()})
+            rows.append(Row(label, self.ids[pos], data, row_items,
+                            images if self.thumbnails else {}))
+        return rows
 
 
 def _objects(row: Row) -> int:
     return sum(len(i.items) if isinstance(i, Passages) else 1 for i in row.items.values())
-
-
-def _by_objects(rows: list[Row], limit: int) -> Iterator[list[Row]]:
-    """``rows`` in runs of at most ``limit`` inference objects (a row with more is alone)."""
-    run: list[Row] = []
-    count = 0
-    for row in rows:
-        n = _objects(row)
-        if run and count + n > limit:
-            yield run
-            run, count = [], 0
-        run.append(row)
-        count += n
-    if run:
-        yield run
 
 
 def make_plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | None,
