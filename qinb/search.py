@@ -152,6 +152,8 @@ def _with_passages(frame: pd.DataFrame, store: Store, collection: str, specs: Ma
         texts.append(text[start:end])
         best.append(float(found[top]))
         all_scores[hit.id] = [(int(s), int(e), float(v)) for (s, e), v in zip(spans, found, strict=True)]
+    # a payload column of the same name keeps its value as "payload_<name>", as hit columns do
+    frame = frame.rename(columns={c: f"payload_{c}" for c in PASSAGE_COLUMNS if c in frame.columns})
     frame.insert(3, PASSAGE_COLUMNS[0], texts)
     frame.insert(4, PASSAGE_COLUMNS[1], best)
     frame.attrs["passages"] = all_scores

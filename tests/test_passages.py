@@ -193,3 +193,11 @@ def test_rows_with_many_passages_come_fewer_to_a_chunk(client, monkeypatch):
     assert (report.passages - len(COOKING)) / 8 >= 12  # each long row is a dozen passages
     # 40 rows would be one chunk; 40 objects make several, none past 40 (no row has 40 alone)
     assert seen == [36, 36, 30]  # three long rows (36 passages), three, then two and the six short
+
+
+def test_a_payload_column_named_passage_keeps_its_value(client):
+    df = frame().assign(passage="chapter 1")
+    qinb.upsert(df, "docs", CHUNKED, client=client, progress=False)
+    hits = qinb.search("docs", "rings of ice around Saturn", using="text", client=client)
+    assert SATURN in hits.loc["long", "passage"]
+    assert (hits["payload_passage"] == "chapter 1").all()
