@@ -110,14 +110,12 @@ def _run_all_cells(page) -> None:
 
     On a fresh machine JupyterLab may first ask which kernel to start (a modal "Select Kernel"
     dialog), and a Run All sent before the kernel connects starts no cell; saved failure
-    screenshots showed both.
+    screenshots showed both, and the dialog may open a moment after the notebook does.
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for attempt in range(4):
-        select = page.locator(".jp-Dialog").get_by_role("button", name="Select", exact=True)
-        if select.count():
-            select.first.click()
+        _answer_kernel_dialog(page)
         try:
             page.locator(".lm-MenuBar-item", has_text="Run").first.click(timeout=10_000)
             page.get_by_role("menuitem", name="Run All Cells", exact=True).click(timeout=10_000)
@@ -126,7 +124,21 @@ def _run_all_cells(page) -> None:
         except PlaywrightTimeout:
             if attempt == 3:
                 raise
-            page.keyboard.press("Escape")  # close a menu left open behind a dialog
+            if not _answer_kernel_dialog(page):
+                page.keyboard.press("Escape")  # close a menu left open behind a dialog
+
+
+def _answer_kernel_dialog(page, wait: float = 2_000) -> bool:
+    """Choose the offered kernel if JupyterLab asks for one (within ``wait`` ms)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    select = page.locator(".jp-Dialog").get_by_role("button", name="Select", exact=True).first
+    try:
+        select.wait_for(timeout=wait)
+    except PlaywrightTimeout:
+        return False
+    select.click()
+    return True
 
 
 @pytest.fixture(scope="module")
