@@ -20,6 +20,7 @@ The tree::
 
 from __future__ import annotations
 
+from types import FrameType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -108,6 +109,21 @@ class MissingDependencyError(QinbError, ImportError):
 
 class QinbWarning(UserWarning):
     """Base class of qinb's warnings."""
+
+
+def warn(message: str) -> None:
+    """Issue a QinbWarning attributed to the user's code: the first caller outside qinb (a
+    notebook cell), however deep in qinb it was raised and whether through ``df.qdrant``."""
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame: FrameType | None = sys._getframe(1)
+    level = 2  # stacklevel 1 is this function, 2 its caller: the frame above
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, QinbWarning, stacklevel=level)
 
 
 def require(module: str, extra: str) -> None:

@@ -5,7 +5,6 @@ what ``qinb.search`` returns."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
@@ -16,7 +15,7 @@ from qdrant_client import QdrantClient, models
 
 from qinb import models as registry
 from qinb.embed import Embedder, Item, document_item
-from qinb.errors import QinbWarning, QueryError
+from qinb.errors import QueryError, warn
 from qinb.images import ImageCellError, is_pil, load
 from qinb.objects import MAX_POINT_ID, cell_item, point_id
 from qinb.payload import check_text
@@ -152,10 +151,8 @@ def _warn_long(specs: Mapping[str, Spec], items: Mapping[str, Item]) -> None:
         if found is None:
             continue
         for n in found.beyond([item.data]):
-            warnings.warn(
-                f"the query is {n} tokens long, and {model} reads only its first "
-                f"{found.tokens} for vector {name!r}; shorten it to search with all of it",
-                QinbWarning, stacklevel=4)
+            warn(f"the query is {n} tokens long, and {model} reads only its first "
+                 f"{found.tokens} for vector {name!r}; shorten it to search with all of it")
 
 
 def query_vector(collection: str, query: Any, *, using: str,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from qdrant_client import QdrantClient, models
 
-from qinb.errors import QinbWarning, QueryError
+from qinb.errors import QueryError, warn
 from qinb.query import (
     FUSIONS,
     is_image_query,
@@ -196,7 +196,6 @@ def _explain_empty(store: Store, collection: str, flt: models.Filter | None,
                    sample: int = 1000) -> None:
     """Warn, naming the field, when a filter found nothing because no stored point has its
     field, or the points hold it as another type (``"5"`` against numbers)."""
-    import warnings
 
     conditions = [c for c in (flt.must if flt and isinstance(flt.must, list) else [])
                   if isinstance(c, models.FieldCondition) and "." not in c.key and "[" not in c.key]
@@ -207,25 +206,19 @@ def _explain_empty(store: Store, collection: str, flt: models.Filter | None,
         values = [p[condition.key] for p in payloads if p.get(condition.key) is not None]
         if not values:
             fields = sorted({k for p in payloads for k in p if not k.startswith("_qinb")})
-            warnings.warn(
-                f"filter field {condition.key!r}: none of the {len(payloads)} points looked at "
-                f"has it, so nothing matched. Fields: {', '.join(fields)}", QinbWarning,
-                stacklevel=3)
+            warn(f"filter field {condition.key!r}: none of the {len(payloads)} points looked at "
+                 f"has it, so nothing matched. Fields: {', '.join(fields)}")
             continue
         wanted = _match_values(condition)
         stored = {type(v).__name__ for v in values if not isinstance(v, list)}
         asked = {type(v).__name__ for v in wanted}
         if wanted and stored and not asked & stored and not (asked | stored) <= {"int", "float"}:
-            warnings.warn(
-                f"filter field {condition.key!r}: it is matched against {'/'.join(sorted(asked))} "
-                f"{wanted[0]!r}, but the points hold it as {'/'.join(sorted(stored))} (such as "
-                f"{values[0]!r}), so nothing matched; filter with a value of that type",
-                QinbWarning, stacklevel=3)
+            warn(f"filter field {condition.key!r}: it is matched against {'/'.join(sorted(asked))} "
+                 f"{wanted[0]!r}, but the points hold it as {'/'.join(sorted(stored))} (such as "
+                 f"{values[0]!r}), so nothing matched; filter with a value of that type")
         elif condition.range is not None and stored and not stored <= {"int", "float"}:
-            warnings.warn(
-                f"filter field {condition.key!r}: a range needs numbers, but the points hold it "
-                f"as {'/'.join(sorted(stored))} (such as {values[0]!r}), so nothing matched",
-                QinbWarning, stacklevel=3)
+            warn(f"filter field {condition.key!r}: a range needs numbers, but the points hold it "
+                 f"as {'/'.join(sorted(stored))} (such as {values[0]!r}), so nothing matched")
 
 
 def _match_values(condition: models.FieldCondition) -> list[Any]:

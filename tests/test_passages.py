@@ -201,3 +201,12 @@ def test_a_payload_column_named_passage_keeps_its_value(client):
     hits = qinb.search("docs", "rings of ice around Saturn", using="text", client=client)
     assert SATURN in hits.loc["long", "passage"]
     assert (hits["payload_passage"] == "chapter 1").all()
+
+
+def test_the_truncation_warning_points_at_the_callers_line(tmp_path):
+    """The warning names the notebook's line, not a line inside qinb, through the accessor too."""
+    df = frame()
+    store = qinb.connect(tmp_path)
+    with pytest.warns(QinbWarning) as caught:
+        df.qdrant.upsert("docs", vectors={"text": qinb.Text("text")}, client=store, progress=False)
+    assert [w.filename for w in caught] == [__file__]

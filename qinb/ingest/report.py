@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from qinb.errors import QinbWarning
+from qinb.errors import warn
 from qinb.ingest.plan import FAILED_COLUMNS
 
 __all__ = ["COUNTS", "UpsertReport", "warn_truncated"]
@@ -126,15 +125,15 @@ class UpsertReport:
                           if c["local"])
 
 
-def warn_truncated(report: UpsertReport, stacklevel: int = 4) -> None:
+def warn_truncated(report: UpsertReport) -> None:
     """One warning per upsert naming the vectors whose texts the model cut at its window."""
     cut = report._truncated()
     if not len(cut):
         return
     parts = [f"{int(r['truncated'])} rows of {name!r} (longest {int(r['longest'])} tokens, window "
              f"{report.windows.get(str(name), '?')})" for name, r in cut.iterrows()]
-    warnings.warn(
+    warn(
         f"texts longer than the model's window were cut, and their ends are invisible to dense "
         f"search: {'; '.join(parts)}. Pass chunk_size= to the qinb.Text spec (for example "
         "qinb.Text(column, chunk_size=256, chunk_overlap=32)) to search every word; "
-        "report.vectors has the counts", QinbWarning, stacklevel=stacklevel)
+        "report.vectors has the counts")
