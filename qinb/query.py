@@ -181,14 +181,17 @@ def like_id(like: Hashable, df: pd.DataFrame | None, id_column: str | None) -> i
 def probes(specs: Mapping[str, Spec], vectors: Mapping[str, Any]) -> list[Probe]:
     """One probe per named vector. A plain query vector against a chunked vector becomes a
     one-row matrix: MaxSim of one row is the score of the row's best passage (qdrant-client's
-    local mode takes nothing else, Qdrant Edge and a server take it too)."""
+    local mode takes nothing else, Qdrant Edge and a server take it too). A chunked vector is
+    searched exactly: an HNSW graph on row-to-row MaxSim finds a third of the true top ten
+    (bench/multivector_hnsw.py), and a collection may have one (a vector added later, or a
+    server collection made elsewhere)."""
     out = []
     for name, vector in vectors.items():
         spec = specs[name]
-        if isinstance(spec, Text) and spec.chunked and isinstance(vector, np.ndarray) \
-                and vector.ndim == 1:
+        chunked = isinstance(spec, Text) and spec.chunked
+        if chunked and isinstance(vector, np.ndarray) and vector.ndim == 1:
             vector = vector[np.newaxis, :]
-        out.append(Probe(name, vector))
+        out.append(Probe(name, vector, exact=chunked))
     return out
 
 

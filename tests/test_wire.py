@@ -202,5 +202,7 @@ def test_a_chunked_vector_is_embedded_here_and_sent_as_a_multivector(cloud, serv
     body, bm25 = query["prefetch"]
     assert body["using"] == "body" and len(body["query"]) == 1  # a one-row matrix
     assert len(body["query"][0]) == 384
+    # passages are searched exactly, whatever graph a server may have built for them
+    assert body["params"] == {"exact": True} and "params" not in bm25
     assert bm25["query"] == {"text": "red planet", "model": "qdrant/bm25",
                              "options": {"language": "english"}}

@@ -64,6 +64,7 @@ class Probe:
 
     using: str
     vector: StoredVector
+    exact: bool = False  # search every point, whatever index the engine has built
 
 
 @dataclass(frozen=True)

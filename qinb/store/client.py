@@ -149,6 +149,11 @@ def _dense_config(size: int, multi: bool) -> dict[str, Any]:
                 comparator=models.MultiVectorComparator.MAX_SIM)}
 
 
+def _params(probe: Probe, local: bool) -> models.SearchParams | None:
+    # local mode always searches exactly, and warns when it is told to
+    return models.SearchParams(exact=True) if probe.exact and not local else None
+
+
 def _selector(payload: bool | Sequence[str], exclude: Sequence[str] = ()) -> Any:
     if exclude:
         return models.PayloadSelectorExclude(exclude=list(exclude))
@@ -303,10 +308,12 @@ class ClientStore(Store):
         if len(probes) == 1:
             response = self.client.query_points(
                 collection, query=_wire(probes[0].vector), using=probes[0].using, limit=limit,
-                query_filter=filter, with_payload=payload)
+                query_filter=filter, with_payload=payload,
+                search_params=_params(probes[0], self._local()))
         else:
             prefetch = [models.Prefetch(query=_wire(p.vector), using=p.using, limit=depth,
-                                        filter=filter) for p in probes]
+                                        filter=filter, params=_params(p, self._local()))
+                        for p in probes]
             response = self.client.query_points(
                 collection, prefetch=prefetch, limit=limit, query_filter=filter,
                 query=models.FusionQuery(fusion=FUSIONS[fusion or "rrf"]), with_payload=payload)

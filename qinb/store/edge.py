@@ -267,14 +267,17 @@ class EdgeStore(Store):
 
         flt = edge_filter(filter)
         nearest = [E.Query.Nearest(_to_edge(p.vector), using=p.using) for p in probes]
+        params = [E.SearchParams(exact=True) if p.exact else None for p in probes]
         if len(probes) == 1:
-            request = E.QueryRequest(limit=limit, query=nearest[0], filter=flt, with_payload=payload)
+            request = E.QueryRequest(limit=limit, query=nearest[0], filter=flt, with_payload=payload,
+                                     params=params[0])
         else:
             # k=2 is the Qdrant server's RRF constant, so scores match across engines
             fuse: Any = E.Fusion.Dbsf() if fusion == "dbsf" else E.Fusion.Rrf(k=2)
             request = E.QueryRequest(
                 limit=limit, query=fuse, filter=flt, with_payload=payload,
-                prefetches=[E.Prefetch(limit=depth, query=q, filter=flt) for q in nearest])
+                prefetches=[E.Prefetch(limit=depth, query=q, filter=flt, params=x)
+                            for q, x in zip(nearest, params, strict=True)])
         with self._shard(collection) as shard:
             self._index_payload(shard, filter)
             raw = shard.query(request)
