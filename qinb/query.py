@@ -205,7 +205,9 @@ def nearest(store: Store, collection: str, probes: Sequence[Probe], *, limit: in
     A fused query therefore takes every candidate, orders ties by point id, and only then cuts.
     """
     if len(probes) == 1:
-        return store.query(collection, probes, limit=limit, filter=filter, depth=max(DEPTH, limit))
+        # exact ties (two rows sharing their best passage) come in the same order every time
+        found = store.query(collection, probes, limit=limit, filter=filter, depth=max(DEPTH, limit))
+        return sorted(found, key=lambda h: (-h.score, str(h.id)))
     depth = max(DEPTH, limit)
     pool = store.query(collection, probes, limit=depth * len(probes), filter=filter,
                        fusion=fusion, depth=depth, payload=False)
