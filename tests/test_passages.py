@@ -210,3 +210,13 @@ def test_the_truncation_warning_points_at_the_callers_line(tmp_path):
     with pytest.warns(QinbWarning) as caught:
         df.qdrant.upsert("docs", vectors={"text": qinb.Text("text")}, client=store, progress=False)
     assert [w.filename for w in caught] == [__file__]
+
+
+def test_a_payload_only_change_keeps_the_passages(client):
+    df = frame()
+    qinb.upsert(df, "docs", CHUNKED, client=client, progress=False)
+    df.loc["long", "topic"] = "space"
+    report = qinb.upsert(df, "docs", CHUNKED, client=client, progress=False)
+    assert (report.upserted, report.payload_only, report.embedded) == (1, 1, 0)
+    hits = qinb.search("docs", "rings of ice around Saturn", using="text", client=client)
+    assert hits.loc["long", "topic"] == "space" and SATURN in hits.loc["long", "passage"]
