@@ -15,7 +15,7 @@ import time
 
 import qinb
 
-ROWS = 4000
+ROWS = 8000  # enough that a re-run after the first Ctrl-C is still writing when killed
 CHILD = textwrap.dedent("""
     import sys, pandas as pd, qinb
     ROWS = int(sys.argv[2])
@@ -83,7 +83,7 @@ def test_kills_and_interrupts_at_random_moments_end_exact(tmp_path):
     done = out.split()
     assert done[0] == "done" and int(done[1]) + int(done[2]) == ROWS
     assert counts == sorted(counts)  # nothing written is ever lost
-    assert any(a < b < ROWS for a, b in itertools.pairwise(counts))  # a cut mid-write
+    assert any(a < b < ROWS for a, b in itertools.pairwise(counts)), (counts, rounds)  # a cut mid-write
     store = qinb.connect(path)
     assert store.count("k") == ROWS
     ids, whole = set(), 0

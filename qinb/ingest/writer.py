@@ -57,12 +57,19 @@ class Writer:
         self.error: BaseException | None = None
         self._stop = False  # set when the caller fails or is interrupted: write no more
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._finished = threading.Event()  # set when the thread has written its last point
         self._bar = tqdm(total=total, desc=f"upserting {collection!r}", unit="row",
                          disable=not progress or total < 2)
         self._thread = threading.Thread(target=self._run, name="qinb-writer", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._write_jobs()
+        finally:
+            self._finished.set()
+
+    def _write_jobs(self) -> None:
         while True:
             job = self._queue.get()
             if job is _DONE:
@@ -106,8 +113,24 @@ class Writer:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self._stop = kind is not None
-        self._queue.put(_DONE)
-        self._thread.join()
+        interrupt: KeyboardInterrupt | None = None
+        done_sent = False
+        # waited for on an Event, not Thread.join: a Ctrl-C that interrupts join() can leave
+        # the thread marked stopped while it still writes (Python 3.11), and the count said
+        # would then miss the points it writes after
+        while not self._finished.is_set():
+            try:
+                if not done_sent:
+                    self._queue.put(_DONE)
+                    done_sent = True
+                self._finished.wait()
+            except KeyboardInterrupt as caught:
+                # Ctrl-C while the last points are written: stop after the current batch and
+                # wait for it, so that the number of points written is exact
+                self._stop = True
+                interrupt = caught
         self._bar.close()
+        if interrupt is not None:
+            raise interrupt
         if kind is None:
             self._raise()
