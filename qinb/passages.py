@@ -16,7 +16,7 @@ from typing import Any
 from qinb import models as registry
 from qinb.errors import ArgumentError, ModelError, require
 
-__all__ = ["MAX_MATRIX_FLOATS", "Window", "known_window", "max_passages", "spans", "splitter",
+__all__ = ["MAX_MATRIX_FLOATS", "Window", "cut", "max_passages", "spans", "splitter",
            "window"]
 
 # a Qdrant server takes at most this many floats in one multivector (Qdrant Edge up to 32 MiB)
@@ -70,13 +70,16 @@ def window(model: str, runtime: dict[str, Any] | None = None) -> Window:
     return _window(model, tuple(sorted((runtime or {}).items())))
 
 
-def known_window(model: str, runtime: dict[str, Any] | None = None) -> Window | None:
-    """The window where the model's tokenizer can be had, else None: counting what a model
-    cuts must never stop the upsert or search it reports on."""
+def cut(model: str, texts: Sequence[str], runtime: dict[str, Any] | None = None
+        ) -> tuple[int | None, list[int]]:
+    """The model's window and the token counts of ``texts`` longer than it (the model reads
+    only their start). (None, []) where the model's tokenizer cannot be had or it reads
+    everything: counting what a model cuts must never stop the upsert or search it reports on."""
     try:
-        return window(model, runtime)
+        found = window(model, runtime)
     except ModelError:
-        return None
+        return None, []
+    return found.tokens, found.beyond(texts)
 
 
 @functools.lru_cache(maxsize=8)

@@ -140,19 +140,17 @@ def resolve_queries(specs: Mapping[str, Spec], names: Sequence[str], query: Any,
 
 def _warn_long(specs: Mapping[str, Spec], items: Mapping[str, Item]) -> None:
     """Warn when a query text is longer than a dense model's window (the model cuts it)."""
-    from qinb.passages import known_window
+    from qinb.passages import cut
 
     for name, item in items.items():
         spec = specs[name]
         if spec.kind != "text" or not isinstance(item.data, str):
             continue
         model = spec.query_model or spec.model
-        found = known_window(model, spec.runtime_options)
-        if found is None:
-            continue
-        for n in found.beyond([item.data]):
+        tokens, lengths = cut(model, [item.data], spec.runtime_options)
+        for n in lengths:
             warn(f"the query is {n} tokens long, and {model} reads only its first "
-                 f"{found.tokens} for vector {name!r}; shorten it to search with all of it")
+                 f"{tokens} for vector {name!r}; shorten it to search with all of it")
 
 
 def query_vector(collection: str, query: Any, *, using: str,
@@ -195,6 +193,11 @@ def probes(specs: Mapping[str, Spec], vectors: Mapping[str, Any]) -> list[Probe]
     return out
 
 
+def _order(hit: Hit) -> tuple[float, str]:
+    """Best score first; exact ties by point id, the same way every time."""
+    return -hit.score, str(hit.id)
+
+
 def nearest(store: Store, collection: str, probes: Sequence[Probe], *, limit: int,
             filter: models.Filter | None = None, fusion: str = "rrf") -> list[Hit]:
     """The hits of one query: one probe alone, or several fused, each fetching ``DEPTH``
@@ -207,10 +210,10 @@ def nearest(store: Store, collection: str, probes: Sequence[Probe], *, limit: in
     if len(probes) == 1:
         # exact ties (two rows sharing their best passage) come in the same order every time
         found = store.query(collection, probes, limit=limit, filter=filter, depth=max(DEPTH, limit))
-        return sorted(found, key=lambda h: (-h.score, str(h.id)))
+        return sorted(found, key=_order)
     depth = max(DEPTH, limit)
     pool = store.query(collection, probes, limit=depth * len(probes), filter=filter,
                        fusion=fusion, depth=depth, payload=False)
-    chosen = sorted(pool, key=lambda h: (-h.score, str(h.id)))[:limit]
+    chosen = sorted(pool, key=_order)[:limit]
     payloads = {r.id: r.payload for r in store.retrieve(collection, [h.id for h in chosen])}
     return [Hit(h.id, h.score, payloads.get(h.id, {})) for h in chosen]

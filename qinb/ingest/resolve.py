@@ -93,13 +93,12 @@ def _passages(embedder: Embedder, name: str, spec: Text, rows: Sequence[Row], ou
 def _count_truncated(spec: Spec, items: Sequence[Item], counts: Counter[str],
                      windows: dict[str, int], name: str) -> None:
     """Count the texts longer than the model's window (it reads only their start)."""
-    from qinb.passages import known_window
+    from qinb.passages import cut
 
-    found = known_window(spec.model, spec.runtime_options)
-    if found is None or found.tokens is None or not items:
+    tokens, lengths = cut(spec.model, [str(i.data) for i in items], spec.runtime_options)
+    if tokens is None or not items:
         return
-    windows[name] = found.tokens
-    lengths = found.beyond([str(i.data) for i in items])
+    windows[name] = tokens
     counts["truncated"] += len(lengths)
     counts["longest"] = max([counts["longest"], *lengths])
 
