@@ -128,3 +128,41 @@ def test_processes_creating_one_collection_at_once_all_write_into_it(tmp_path):
     store = qinb.connect(tmp_path / "store")
     assert store.count("c") == 200 and store.collections() == ["c"]
     store.close()
+
+
+def test_processes_handing_a_collection_back_and_forth_never_corrupt_it(tmp_path):
+    # hold=0: each process loads the shard for every operation and closes it after, so the
+    # shard changes hands hundreds of times. Edge's own lock is let go before its segments
+    # are all closed; a load in that moment corrupted the collection for good (stop 20's CI)
+    path = tmp_path / "store"
+    store = qinb.connect(path)
+    store.create("c", dense={}, sparse=["s"], metadata={})
+    store.close()
+    script = textwrap.dedent(f"""
+        import sys, time
+        from qinb.store.base import Point
+        from qinb.store.edge import EdgeStore
+        from qdrant_client import models
+        store = EdgeStore({str(path)!r}, hold=0, wait=60)
+        role, end, done = sys.argv[1], time.time() + 15, 0
+        while time.time() < end:
+            if role == "write":
+                store.upsert("c", [Point(id=(done * 200 + k) % 4000, payload={{"k": k}},
+                                         vectors={{"s": models.SparseVector(
+                                             indices=list(range(k % 50, k % 50 + 20)),
+                                             values=[1.0] * 20)}}) for k in range(200)])
+            else:
+                store.count("c")
+            done += 1
+        print(done)
+    """)
+    runs = [subprocess.Popen([sys.executable, "-c", script, role], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+            for role in ("write", "read", "read")]
+    outs = [run.communicate(timeout=180) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], [err[-1500:] for _, err in outs]
+    writes = int(outs[0][0])
+    assert writes > 20 and all(int(out) > 20 for out, _ in outs[1:])  # they did take turns
+    store = qinb.connect(path)
+    assert store.count("c") == min(4000, writes * 200)
+    store.close()

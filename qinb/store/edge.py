@@ -4,7 +4,9 @@ A store is a directory; each collection is a subdirectory holding the Edge shard
 and qinb's metadata beside it (``qinb.json``, written atomically). Edge lets one process hold a
 shard at a time, so a shard is opened for an operation and released after ``hold`` seconds
 without use, or at once after each operation while another process waits for it (it leaves a
-``waiting.<pid>`` mark): notebooks on one store take turns instead of locking each other out.
+``waiting.<pid>`` mark): notebooks on one store take turns, in the order they began to wait,
+instead of locking each other out. A process holds a shard only while it holds the ``flock`` on
+``shard.lock`` (see edge_handle.py).
 """
 
 from __future__ import annotations

@@ -1,9 +1,15 @@
 """Holding an Edge shard in one process at a time: opened on use, released when idle (by one
-reaper thread per process) or at once when another process waits for it."""
+reaper thread per process) or at once when another process waits for it.
+
+A process holds the shard only while it holds an exclusive ``flock`` on ``shard.lock`` beside it,
+taken before the shard is loaded and let go after it is closed. Edge's own lock is not enough:
+loading reads the segments before Edge finds the shard taken, so a load while another process
+writes could read a half-written segment ("failed to load segment ... unexpected end of file")."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import socket
@@ -21,6 +27,8 @@ from qinb.errors import StoreLockedError
 __all__ = ["Handle", "write_json"]
 
 HOLDER_FILE = "holder.json"
+LOCK_FILE = "shard.lock"
+LIVE = 2.0  # seconds a waiting mark counts after it was last touched
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -48,6 +56,7 @@ class Handle:
         self.wait = wait
         self.lock = threading.RLock()
         self.shard: Any = None
+        self.lock_fd: int | None = None  # our flock on LOCK_FILE, held exactly while shard is open
         self.last_used = 0.0
         _watch(self)
 
@@ -78,46 +87,98 @@ class Handle:
     def _others_waiting(self) -> bool:
         """Whether another process is waiting for this shard: then it is released after each
         operation instead of held, so a busy reader does not starve a writer elsewhere."""
-        now = time.time()
+        return bool(self._waiters())
+
+    def _waiters(self) -> dict[int, float]:
+        """Other processes waiting for this shard: pid -> the time each began to wait. A mark
+        not touched for LIVE seconds is left by a process that stopped waiting or died."""
+        now, found = time.time(), {}
         for mark in self.directory.glob("waiting.*"):
-            with contextlib.suppress(OSError):
-                if mark.name != f"waiting.{os.getpid()}" and now - mark.stat().st_mtime < self.wait + 5:
-                    return True
-        return False
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(mark.name.split(".", 1)[1])
+                if pid != os.getpid() and now - mark.stat().st_mtime < LIVE:
+                    found[pid] = float(json.loads(mark.read_text())["since"])
+        return found
 
     def release(self) -> None:
         with self.lock:
             if self.shard is not None:
                 shard, self.shard = self.shard, None
-                with contextlib.suppress(OSError):
-                    (self.directory / HOLDER_FILE).unlink()
-                shard.flush()
-                shard.close()
+                try:
+                    with contextlib.suppress(OSError):
+                        (self.directory / HOLDER_FILE).unlink()
+                    shard.flush()
+                    shard.close()
+                finally:
+                    self._unlock()
+
+    def _try_lock(self) -> bool:
+        """Take the flock on LOCK_FILE without waiting; False when another holder has it."""
+        fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self.lock_fd = fd
+        return True
+
+    def _unlock(self) -> None:
+        fd, self.lock_fd = self.lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor lets go of the flock
 
     def _load(self) -> Any:
+        """Open the shard once this process holds the flock. Waiting processes go in the order
+        they began to wait, and one that just let go for a waiter does not take it straight
+        back, so two notebooks sharing a collection take turns."""
+        deadline = time.monotonic() + self.wait
+        delay = 0.02
+        mark = self.directory / f"waiting.{os.getpid()}"
+        since: float | None = None  # when this process began to wait
+        try:
+            while True:
+                others = self._waiters()
+                if since is None and others:
+                    since = time.time()
+                    write_json(mark, {"since": since})
+                ahead = since is not None and any(
+                    (t, pid) < (since, os.getpid()) for pid, t in others.items())
+                if not ahead:
+                    shard = self._open()
+                    if shard is not None:
+                        write_json(self.directory / HOLDER_FILE, {
+                            "pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
+                            "program": " ".join(sys.argv)[:200]})
+                        return shard
+                if time.monotonic() >= deadline:
+                    raise StoreLockedError(self._locked_message()) from None
+                if since is None:
+                    since = time.time()
+                    write_json(mark, {"since": since})
+                else:
+                    os.utime(mark)  # still waiting: asks the holder to let go after its operation
+                time.sleep(delay)
+                delay = min(delay * 1.5, 0.2)
+        finally:
+            mark.unlink(missing_ok=True)
+
+    def _open(self) -> Any:
+        """The shard, or None while another process holds it."""
         import qdrant_edge as E
 
-        deadline = time.monotonic() + self.wait
-        delay = 0.05
-        mark = self.directory / f"waiting.{os.getpid()}"
-        while True:
-            try:
-                shard = E.EdgeShard.load(str(self.directory / "shard"))
-            except Exception as exc:
-                if "WouldBlock" not in str(exc):
-                    raise
-                if time.monotonic() >= deadline:
-                    mark.unlink(missing_ok=True)
-                    raise StoreLockedError(self._locked_message()) from None
-                mark.touch()  # asks the holder to let go after its current operation
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
-                continue
-            mark.unlink(missing_ok=True)
-            write_json(self.directory / HOLDER_FILE, {
-                "pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
-                "program": " ".join(sys.argv)[:200]})
-            return shard
+        if not self._try_lock():
+            return None
+        try:
+            return E.EdgeShard.load(str(self.directory / "shard"))
+        except BaseException as exc:
+            self._unlock()
+            if "WouldBlock" in str(exc):  # Edge's own lock: held by a program that is not qinb
+                return None
+            raise
 
     def _locked_message(self) -> str:
         holder = ""
