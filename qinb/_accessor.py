@@ -1,7 +1,9 @@
-"""``df.qdrant``: one-line delegation to the plain functions; no state on the accessor."""
+"""``df.qdrant``: one-line delegation to the plain functions; no state on the accessor. Registered
+on pandas DataFrames, and on polars DataFrames and LazyFrames where polars is installed."""
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import pandas as pd
@@ -33,3 +35,26 @@ class QdrantAccessor:
         from qinb.widgets import widget
 
         return widget(collection, df=self._df, **kwargs)
+
+
+class PolarsNamespace:
+    """``df.qdrant`` on a polars DataFrame or LazyFrame: ``.upsert`` streams it in a piece at a
+    time; ``.search`` returns a pandas DataFrame of hits with their payload."""
+
+    def __init__(self, df: Any) -> None:
+        self._df = df
+
+    def upsert(self, collection: str, **kwargs: Any) -> ingest.UpsertReport:
+        """Same as :func:`qinb.upsert` with this frame."""
+        return ingest.upsert(self._df, collection, **kwargs)
+
+    def search(self, collection: str, query: Any = None, **kwargs: Any) -> pd.DataFrame:
+        """Same as :func:`qinb.search` on the collection this frame went into."""
+        return search.search(collection, query, **kwargs)
+
+
+if importlib.util.find_spec("polars") is not None:
+    import polars as pl
+
+    pl.api.register_dataframe_namespace("qdrant")(PolarsNamespace)
+    pl.api.register_lazyframe_namespace("qdrant")(PolarsNamespace)

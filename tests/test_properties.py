@@ -79,7 +79,7 @@ def frames(draw: st.DrawFn) -> pd.DataFrame:
         if kind == "numeric":
             values = draw(st.lists(st.floats(allow_nan=True), min_size=rows, max_size=rows))
         columns.append((name, values))
-    frame = pd.DataFrame({i: v for i, (_, v) in enumerate(columns)})
+    frame = pd.DataFrame({i: _column(v) for i, (_, v) in enumerate(columns)})
     frame.columns = pd.Index([n for n, _ in columns], dtype=object)  # repeats allowed
     if kind == "category" and len(columns) > 1 and rows:
         with_text = frame.iloc[:, -1].map(lambda v: str(v) if isinstance(v, str) else "x")
@@ -93,6 +93,15 @@ def frames(draw: st.DrawFn) -> pd.DataFrame:
             [draw(st.lists(st.sampled_from(["x", "y"]), min_size=rows, max_size=rows)),
              draw(st.lists(st.integers(0, 2), min_size=rows, max_size=rows))])
     return frame
+
+
+def _column(values: list) -> pd.Series:
+    """A column as pandas makes it, or of objects where its Arrow-backed strings (the default
+    with pyarrow installed) refuse a lone surrogate, as a user's frame would then be."""
+    try:
+        return pd.Series(values)
+    except UnicodeEncodeError:
+        return pd.Series(values, dtype=object)
 
 
 _names = itertools.count()

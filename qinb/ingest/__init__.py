@@ -9,9 +9,10 @@ that memory stays flat::
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import Literal
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
 
 import pandas as pd
 from qdrant_client import QdrantClient, models
@@ -19,11 +20,12 @@ from qdrant_client import QdrantClient, models
 from qinb.embed import Embedder
 from qinb.errors import ArgumentError, InvalidRowsError
 from qinb.ingest.changes import diff, points, stored_state
-from qinb.ingest.plan import FAILED_COLUMNS, Plan, fit, make_plan
+from qinb.ingest.plan import Plan, SeenIds, failed_frame, fit, make_plan, refusal
 from qinb.ingest.report import UpsertReport, warn_truncated
 from qinb.ingest.resolve import Resolved, resolve
 from qinb.ingest.writer import Writer
-from qinb.objects import Passages
+from qinb.objects import Passages, check_vectors
+from qinb.sources import Source, open_source
 from qinb.spec import Bm25, Image, Spec, Text
 from qinb.store import Store, as_store, ensure_collection
 
@@ -46,6 +48,9 @@ def to_points(df: pd.DataFrame, vectors: Mapping[str, Spec], *, id_column: str |
     >>> points[0].vector["text"]
     Document(text='...', model='sentence-transformers/all-MiniLM-L6-v2', options=None)
     """
+    if not isinstance(df, pd.DataFrame):
+        raise ArgumentError(f"to_points takes a pandas DataFrame (it returns every point at once), "
+                            f"not a {type(df).__name__}; qinb.upsert streams any table source")
     plan = make_plan(df, vectors, id_column, payload, errors, wire=True)
     chunked = [n for n, s in plan.vectors.items() if isinstance(s, Text) and s.chunked]
     if chunked:
@@ -60,22 +65,31 @@ def to_points(df: pd.DataFrame, vectors: Mapping[str, Spec], *, id_column: str |
             for rows in plan.chunks(specs, len(df) or 1) for r in rows]
 
 
-def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
+def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
            client: Store | QdrantClient | None = None, id_column: str | None = None,
            payload: Sequence[str] | None = None, batch_size: int = 256,
            errors: Literal["raise", "skip"] = "raise", progress: bool = True,
            thumbnails: bool = False) -> UpsertReport:
-    """Embed the text and image columns of ``df`` and upsert them as named vectors.
+    """Embed the text and image columns of a table and upsert them as named vectors.
 
-    The frame is checked whole first (nothing is written if a row is bad and
+    A pandas DataFrame is checked whole first (nothing is written if a row is bad and
     ``errors="raise"``), then read, embedded and written in chunks, so memory stays flat
-    however many rows there are. Each inference object is embedded once: a row whose text and
-    images are unchanged is not embedded again (a payload-only change writes the payload), and
-    vectors already made for another collection or an earlier kernel come from the cache.
+    however many rows there are. Any other source is read a piece of 16,384 rows at a time and
+    never whole: a Parquet file bigger than memory goes in. Each inference object is embedded
+    once: a row whose text and images are unchanged is not embedded again (a payload-only
+    change writes the payload), and vectors already made for another collection or an earlier
+    kernel come from the cache.
 
     Parameters
     ----------
-    df : DataFrame
+    df : DataFrame, table or path
+        A pandas or polars DataFrame, a polars LazyFrame, a pyarrow Table, RecordBatchReader or
+        Dataset, a path, directory or glob of Parquet, CSV or JSON Lines files (only the columns
+        needed are read), or an iterable of any of these frames. Rows of a source other than a
+        pandas frame are labelled by their position in it (their point ids, without
+        ``id_column``), as a pandas frame with a RangeIndex is. A streamed source is checked a
+        piece at a time: with ``errors="raise"`` a bad row stops the upsert after the pieces
+        before it were written, and the error says how many points that is.
     collection : str
         Created from the specs if missing; otherwise the specs must match it (a named vector
         the collection lacks is added to it).
@@ -84,17 +98,18 @@ def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
         longer than its model's window is cut by the model: such rows are counted in
         ``report.truncated`` and one ``QinbWarning`` names them, unless the spec has
         ``chunk_size=`` (passages stored as one multivector per row, every word searchable).
+        ``Bm25(avg_len="auto")`` measures the texts of a streamed source's first piece.
     client : store or QdrantClient, optional
         Default: the embedded store of :func:`qinb.connect`.
     id_column : str, optional
-        Column of point ids; default the index.
+        Column of point ids; default the index (the position, for a streamed source).
     payload : list of str, optional
         Columns to store; default all. The source text of each vector is always stored.
     batch_size : int
         Points per write request.
     errors : {"raise", "skip"}
-        On empty or invalid cells: raise naming the rows (nothing written), or store the other
-        rows and list these in ``report.failed``.
+        On empty or invalid cells: raise naming the rows, or store the other rows and list
+        these in ``report.failed``.
     progress : bool
         Show progress bars.
     thumbnails : bool
@@ -111,42 +126,72 @@ def upsert(df: pd.DataFrame, collection: str, vectors: Mapping[str, Spec], *,
     >>> report = df.qdrant.upsert("docs", vectors={"text": qinb.Text("body"), "bm25": qinb.Bm25("body")})
     >>> report.upserted, report.embedded
     (120, 236)
+    >>> qinb.upsert("exports/*.parquet", "docs", vectors={"text": qinb.Text("body")}, id_column="doc_id")
     """
+    if errors not in ("raise", "skip"):
+        raise ArgumentError(f"errors must be 'raise' or 'skip', not {errors!r}")
     store = as_store(client)
-    plan = make_plan(df, vectors, id_column, payload, errors, wire=store.cloud, thumbnails=thumbnails)
+    checked = check_vectors(vectors)
+    source = open_source(df, _columns(checked, id_column, payload))
+    # a pandas frame is refused whole before anything is made; a streamed source's pieces are
+    # checked as they come, and a bad row is refused after the pieces before it are written
+    seen = None if source.whole else SeenIds()
+    plans = (make_plan(piece, checked, id_column, payload, errors if source.whole else "skip",
+                       wire=store.cloud, thumbnails=thumbnails, seen=seen)
+             for piece in source.pieces)
     with store.writer_lock(collection):
-        return _upsert(store, plan, collection, id_column, batch_size, errors, progress)
+        return _upsert(store, source, plans, collection, id_column, batch_size, errors, progress)
 
 
-def _upsert(store: Store, plan: Plan, collection: str, id_column: str | None, batch_size: int,
-            errors: str, progress: bool) -> UpsertReport:
-    specs = fit(plan, store, collection)
+def _columns(vectors: Mapping[str, Spec], id_column: str | None,
+             payload: Sequence[str] | str | None) -> list[str] | None:
+    """The columns an upsert reads: all of them, unless ``payload=`` names the ones to store."""
+    if payload is None:
+        return None
+    named = [payload] if isinstance(payload, str) else list(payload)
+    extra = [id_column] if id_column is not None else []
+    return list(dict.fromkeys([*named, *(s.column for s in vectors.values()), *extra]))
+
+
+def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str,
+            id_column: str | None, batch_size: int, errors: str, progress: bool) -> UpsertReport:
+    first = next(plans)
+    specs = fit(first, store, collection)
     # a model that cannot load fails after the spec checks and before any collection is made;
     # chunked vectors are embedded here even for a server that embeds (passages are local)
     local = {n: s for n, s in specs.items() if not store.cloud or (isinstance(s, Text) and s.chunked)}
     created = ensure_collection(store, collection, specs, id_column,
                                 prepare=(lambda: _load_models(local)) if local else None)
-    report = UpsertReport(collection=collection, rows=len(plan.df), failed=plan.failed,
-                          created=created, failed_rows=len(plan.df) - len(plan.valid))
+    report = UpsertReport(collection=collection, created=created)
     # one chunk: a bar per vector's embedding; more: the row bar alone, without a bar per chunk
-    embedder = Embedder(progress=progress and len(plan.valid) <= CHUNK_ROWS)
+    embedder = Embedder(progress=progress and source.whole and len(first.valid) <= CHUNK_ROWS)
     counts: dict[str, Counter[str]] = {name: Counter() for name in specs}
+    failed: list[pd.DataFrame] = []
     late: list[tuple[object, str, str]] = []  # rows that failed in embedding
-    writer = Writer(store, collection, batch_size=batch_size, total=len(plan.valid),
-                    progress=progress)
+    writer = Writer(store, collection, batch_size=batch_size,
+                    total=len(first.valid) if source.whole else source.total, progress=progress)
     try:
         with writer:
-            for rows in plan.chunks(specs, CHUNK_ROWS):
-                changes = diff(rows, {} if created else stored_state(store, collection, rows))
-                resolved = resolve(changes, specs, embedder, store.cloud)
-                if resolved.failed and errors == "raise":
-                    raise _row_failed(resolved, writer.written)
-                upserts, updates = points(changes, resolved.vectors, set(resolved.failed))
-                writer.put(upserts, updates, len(rows))
-                report.unchanged += changes.unchanged
-                report.payload_only += sum(1 for p in updates if not p.vectors)
-                late.extend(resolved.failed.values())
-                _add(counts, resolved, report)
+            for plan in itertools.chain([first], plans):
+                if len(plan.failed) and errors == "raise":
+                    writer.wait()  # the pieces before it are written whole, and counted
+                    raise refusal(plan.failed, writer.written)
+                report.rows += len(plan.df)
+                report.failed_rows += len(plan.df) - len(plan.valid)
+                failed.append(plan.failed)
+                if not source.whole:
+                    writer.skip(len(plan.df) - len(plan.valid))
+                for rows in plan.chunks(specs, CHUNK_ROWS):
+                    changes = diff(rows, {} if created else stored_state(store, collection, rows))
+                    resolved = resolve(changes, specs, embedder, store.cloud)
+                    if resolved.failed and errors == "raise":
+                        raise _row_failed(resolved, writer.written)
+                    upserts, updates = points(changes, resolved.vectors, set(resolved.failed))
+                    writer.put(upserts, updates, len(rows))
+                    report.unchanged += changes.unchanged
+                    report.payload_only += sum(1 for p in updates if not p.vectors)
+                    late.extend(resolved.failed.values())
+                    _add(counts, resolved, report)
     except KeyboardInterrupt:
         _discard_if_empty(store, collection, created, writer.written)
         raise KeyboardInterrupt(
@@ -159,9 +204,8 @@ def _upsert(store: Store, plan: Plan, collection: str, id_column: str | None, ba
     report.upserted = writer.written
     report.failed_rows += len(late)
     if late:
-        extra = pd.DataFrame(late, columns=FAILED_COLUMNS)
-        report.failed = extra if not len(report.failed) else pd.concat([report.failed, extra],
-                                                                       ignore_index=True)
+        failed.append(failed_frame(late))
+    report.failed = pd.concat([f for f in failed if len(f)] or [failed[0]], ignore_index=True)
     if report.upserted:
         store.finish(collection, progress)
     report.add_counts(counts)
@@ -183,7 +227,7 @@ def _row_failed(resolved: Resolved, written: int) -> InvalidRowsError:
     return InvalidRowsError(
         f"row {label!r} {column}: {reason}. {written} points were written before it; fix the "
         "row and run the same upsert again (written rows are skipped), or pass errors='skip' "
-        "to store the other rows", pd.DataFrame([(label, column, reason)], columns=FAILED_COLUMNS))
+        "to store the other rows", failed_frame([(label, column, reason)]))
 
 
 def _load_models(vectors: Mapping[str, Spec]) -> None:

@@ -3,10 +3,12 @@ ids; then its valid rows, chunk by chunk, as payloads and inference objects."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from qinb.embed import Item
@@ -27,7 +29,7 @@ from qinb.payload import convert
 from qinb.spec import Bm25, Image, Spec
 from qinb.store import ROW_KEY, Store
 
-__all__ = ["FAILED_COLUMNS", "Plan", "Row", "fit", "make_plan"]
+__all__ = ["FAILED_COLUMNS", "Plan", "Row", "SeenIds", "failed_frame", "fit", "make_plan", "refusal"]
 
 FAILED_COLUMNS = ["row", "column", "reason"]
 AHEAD = 128  # rows whose objects are made before they join a chunk
@@ -109,13 +111,12 @@ def _objects(row: Row) -> int:
 
 
 def make_plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | None,
-          payload: Sequence[str] | str | None, errors: str, *, wire: bool = False,
-          thumbnails: bool = False) -> Plan:
-    """Check the whole frame before anything is written: arguments, columns, cells, ids."""
+              payload: Sequence[str] | str | None, errors: str, *, wire: bool = False,
+              thumbnails: bool = False, seen: SeenIds | None = None) -> Plan:
+    """Check the whole frame (or one piece of a streamed source, with the ids of the pieces
+    before it in ``seen``) before any of it is written: arguments, columns, cells, ids."""
     if errors not in ("raise", "skip"):
         raise ArgumentError(f"errors must be 'raise' or 'skip', not {errors!r}")
-    if not isinstance(df, pd.DataFrame):
-        raise ArgumentError(f"upsert takes a pandas DataFrame, not a {type(df).__name__}")
     vectors = check_vectors(vectors)
     columns = list(df.columns) if payload is None else [payload] if isinstance(payload, str) \
         else list(payload)
@@ -133,33 +134,77 @@ def make_plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | No
     problems.extend(payload_cells(df, [c for c in stored if c not in image_columns]))
     keys = (df[id_column] if id_column is not None else df.index).tolist()
     ids = [point_id(k) for k in keys]
-    seen: set[int | str] = set()
+    seen_here: set[int | str] = set()
     for pos, pid in enumerate(ids):
         if isinstance(pid, int) and pid >= MAX_POINT_ID:
             problems.append((pos, id_column or "index", f"id {pid} is too large: Qdrant takes "
                              "ids below 2**64, or UUIDs; use a smaller id or a text label"))
-        elif pid in seen:
+        elif pid in seen_here:
             problems.append((pos, id_column or "index",
                              f"duplicate id {keys[pos]!r}: an earlier row has the same id"))
-        seen.add(pid)
+        seen_here.add(pid)
+    if seen is not None:
+        problems.extend((pos, id_column or "index", f"duplicate id {keys[pos]!r}: an earlier "
+                         "piece of the source has the same id") for pos in seen.add(ids))
     # two vectors of one column report the same cell once
     problems = sorted(set(problems), key=lambda p: p[0])
     bad_positions = sorted({pos for pos, _, _ in problems})
-    failed = pd.DataFrame([(df.index[pos], column, why) for pos, column, why in problems],
-                          columns=FAILED_COLUMNS)
+    failed = failed_frame([(df.index[pos], column, why) for pos, column, why in problems])
     if len(failed) and errors == "raise":
-        rows = [df.index[pos] for pos in bad_positions]
-        raise InvalidRowsError(
-            f"{len(rows)} row(s) cannot be upserted, rows {rows[:10]}"
-            f"{' ...' if len(rows) > 10 else ''}: "
-            + "; ".join(f"row {r!r} {c}: {why}" for r, c, why in failed.head(5).itertuples(False))
-            + ". Fix them, or pass errors='skip' to store the other rows and get these in "
-              "report.failed. Nothing was written.",
-            failed,
-        )
+        raise refusal(failed)
     skip = set(bad_positions)
     valid = [pos for pos in range(len(df)) if pos not in skip]
     return Plan(df, vectors, columns, ids, valid, failed, images, wire, thumbnails)
+
+
+def failed_frame(problems: Sequence[tuple[Any, str, str]]) -> pd.DataFrame:
+    """Rows that failed, one per problem: object columns, since a label or a reason may hold
+    text that Arrow-backed strings (pandas' default where pyarrow is installed) refuse."""
+    return pd.DataFrame(list(problems), columns=FAILED_COLUMNS, dtype=object)
+
+
+def refusal(failed: pd.DataFrame, written: int = 0) -> InvalidRowsError:
+    """The error for rows that failed their checks with ``errors="raise"``, saying how many
+    points (of the pieces of a source before them) were written."""
+    rows = list(dict.fromkeys(failed["row"]))
+    return InvalidRowsError(
+        f"{len(rows)} row(s) cannot be upserted, rows {rows[:10]}"
+        f"{' ...' if len(rows) > 10 else ''}: "
+        + "; ".join(f"row {r!r} {c}: {why}" for r, c, why in failed.head(5).itertuples(False))
+        + ". Fix them, or pass errors='skip' to store the other rows and get these in "
+          "report.failed. "
+        + (f"{written} points were written from the rows before these; run the same upsert "
+           "again once they are fixed (written rows are skipped)." if written else
+           "Nothing was written."),
+        failed,
+    )
+
+
+class SeenIds:
+    """The point ids of a streamed source's pieces so far, to find a duplicate in a later piece:
+    8 bytes an id (a UUID text by a 64-bit digest), so two million rows take 16 MB."""
+
+    def __init__(self) -> None:
+        self._sorted = np.empty(0, dtype=np.uint64)
+        self._recent: list[np.ndarray[Any, Any]] = []
+
+    def add(self, ids: Sequence[int | str]) -> list[int]:
+        """Remember ``ids``; the positions of those seen in an earlier call."""
+        keys = np.fromiter((_key(i) for i in ids), dtype=np.uint64, count=len(ids))
+        if sum(len(r) for r in self._recent) > len(self._sorted) // 4:
+            self._sorted = np.sort(np.concatenate([self._sorted, *self._recent]))
+            self._recent = []
+        dup = np.isin(keys, self._sorted) if len(self._sorted) else np.zeros(len(keys), bool)
+        for recent in self._recent:
+            dup |= np.isin(keys, recent)
+        self._recent.append(np.sort(keys))
+        return np.flatnonzero(dup).tolist()
+
+
+def _key(pid: int | str) -> int:
+    if isinstance(pid, int):
+        return pid
+    return int.from_bytes(hashlib.blake2b(pid.encode(), digest_size=8).digest(), "little")
 
 
 def fit(plan: Plan, store: Store | None = None, collection: str = "") -> dict[str, Spec]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from qinb.errors import warn
-from qinb.ingest.plan import FAILED_COLUMNS
+from qinb.ingest.plan import failed_frame
 
 __all__ = ["COUNTS", "UpsertReport", "warn_truncated"]
 
@@ -64,7 +64,7 @@ class UpsertReport:
     objects: int = 0
     embedded: int = 0
     cached: int = 0
-    failed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FAILED_COLUMNS))
+    failed: pd.DataFrame = field(default_factory=lambda: failed_frame([]))
     vectors: pd.DataFrame = field(default_factory=pd.DataFrame)
     created: bool = False
     failed_rows: int = 0

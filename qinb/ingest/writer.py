@@ -45,7 +45,7 @@ class Writer:
     writing and is raised, saying how many points were written, at the next ``put`` or at the
     end."""
 
-    def __init__(self, store: Store, collection: str, *, batch_size: int, total: int,
+    def __init__(self, store: Store, collection: str, *, batch_size: int, total: int | None,
                  progress: bool) -> None:
         from tqdm.auto import tqdm
 
@@ -59,7 +59,7 @@ class Writer:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._finished = threading.Event()  # set when the thread has written its last point
         self._bar = tqdm(total=total, desc=f"upserting {collection!r}", unit="row",
-                         disable=not progress or total < 2)
+                         disable=not progress or (total is not None and total < 2))
         self._thread = threading.Thread(target=self._run, name="qinb-writer", daemon=True)
         self._thread.start()
 
@@ -72,37 +72,52 @@ class Writer:
     def _write_jobs(self) -> None:
         while True:
             job = self._queue.get()
-            if job is _DONE:
-                return
-            if self.error is not None or self._stop:
-                continue  # drain what is queued after a failure without writing it
-            upserts, updates, rows = job
             try:
-                for write, points in ((self.store.upsert, upserts), (self.store.update, updates)):
-                    for batch in batches(points, self.batch_size):
-                        if self._stop:
-                            break
-                        write(self.collection, batch)
-                        self.written += len(batch)
-            except BaseException as exc:
-                self.error = exc
-            self._bar.update(rows)
+                if job is _DONE:
+                    return
+                if self.error is None and not self._stop:  # after a failure: drain, write nothing
+                    self._write(*job)
+            finally:
+                self._queue.task_done()
+
+    def _write(self, upserts: list[Point], updates: list[Point], rows: int) -> None:
+        try:
+            for write, points in ((self.store.upsert, upserts), (self.store.update, updates)):
+                for batch in batches(points, self.batch_size):
+                    if self._stop:
+                        break
+                    write(self.collection, batch)
+                    self.written += len(batch)
+        except BaseException as exc:
+            self.error = exc
+        self._bar.update(rows)
+
+    def skip(self, rows: int) -> None:
+        """Count rows that are not written (they failed their checks) on the bar."""
+        if rows:
+            self._queue.put(([], [], rows))
 
     def put(self, upserts: list[Point], updates: list[Point], rows: int) -> None:
         """Queue a chunk of ``rows`` rows: these points to upsert and these to update."""
         self._raise()
         self._queue.put((upserts, updates, rows))
 
+    def wait(self) -> None:
+        """Wait until every chunk put so far is written (or a write failed: then raise)."""
+        self._queue.join()
+        self._raise()
+
     def _raise(self) -> None:
         if self.error is not None:
             exc = self.error
             uncertain = isinstance(exc, StoreError) and exc.uncertain
             count = f"at least {self.written}" if uncertain else str(self.written)
+            of = f" of {self.total}" if self.total is not None else ""
             # a store error already names the store and the call
             detail = (str(exc) if isinstance(exc, QinbError) else
                       f"writing to {self.store.where()} failed ({type(exc).__name__}: {exc})")
             raise StoreError(
-                f"upsert into {self.collection!r} stopped after {count} of {self.total} points: "
+                f"upsert into {self.collection!r} stopped after {count}{of} points: "
                 f"{detail}. The points written are complete; run the same upsert again to write "
                 "the rest (unchanged rows are skipped)", uncertain=uncertain,
             ) from exc

@@ -1,0 +1,213 @@
+"""Where an upsert's rows come from: a pandas DataFrame, or a table read a piece at a time (polars,
+Arrow, Parquet, CSV and JSON Lines files, an iterable of frames), so that a source bigger than
+memory goes in with memory to spare.
+
+Each piece is a pandas DataFrame indexed by its rows' labels: a pandas frame keeps its own index;
+any other source's rows are labelled by their position in the source, the same labels (and point
+ids) a pandas frame with a RangeIndex gets.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from qinb.errors import ArgumentError, MissingDependencyError
+
+__all__ = ["FORMATS", "PIECE_ROWS", "Source", "open_source"]
+
+PIECE_ROWS = 16_384  # rows read from a streamed source at a time
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".parq": "parquet", ".csv": "csv",
+           ".jsonl": "json", ".ndjson": "json", ".json": "json"}
+
+
+@dataclass
+class Source:
+    """Rows to upsert, as pandas pieces.
+
+    ``whole`` is True for a pandas DataFrame, which is checked whole before anything is written;
+    a streamed source is checked a piece at a time. ``total`` is the number of rows when the
+    source knows it without reading them (a Parquet file's metadata does, a CSV file does not).
+    """
+
+    pieces: Iterator[pd.DataFrame]
+    total: int | None
+    kind: str
+    whole: bool = False
+
+
+def open_source(data: Any, columns: Sequence[str] | None = None) -> Source:
+    """The rows of ``data``, reading only ``columns`` (all when None) where the source can."""
+    if isinstance(data, pd.DataFrame):
+        return Source(iter([data]), len(data), "pandas DataFrame", whole=True)
+    if isinstance(data, (str, os.PathLike)):
+        return _files(data, columns)
+    module = type(data).__module__.split(".")[0]
+    if module == "polars":
+        return _polars(data, columns)
+    if module == "pyarrow":
+        return _arrow(data, columns)
+    if isinstance(data, Iterable) and not isinstance(data, (bytes, dict, pd.Series)):
+        sized = isinstance(data, (list, tuple)) and all(isinstance(d, pd.DataFrame) for d in data)
+        total = sum(len(d) for d in data) if sized else None
+        return Source(_each(data, columns), total, "iterable of frames")
+    raise ArgumentError(
+        f"upsert takes a pandas or polars DataFrame, a polars LazyFrame, a pyarrow Table, "
+        f"RecordBatchReader or Dataset, a path or glob of Parquet, CSV or JSON Lines files, or an "
+        f"iterable of DataFrames; not a {type(data).__name__}")
+
+
+def _each(frames: Iterable[Any], columns: Sequence[str] | None) -> Iterator[pd.DataFrame]:
+    """The pieces of each item of an iterable: pandas frames keep their index; other items are
+    numbered on from the rows before them."""
+    offset = 0
+    for number, item in enumerate(frames, 1):
+        if not _is_table(item):
+            raise ArgumentError(
+                f"an iterable passed to upsert must hold DataFrames (pandas or polars) or Arrow "
+                f"tables; item {number} is a {type(item).__name__}")
+        for piece in open_source(item, columns).pieces:
+            if not isinstance(item, pd.DataFrame):
+                piece.index = pd.RangeIndex(offset, offset + len(piece))
+            offset += len(piece)
+            yield piece
+
+
+def _is_table(item: Any) -> bool:
+    return isinstance(item, pd.DataFrame) or type(item).__module__.split(".")[0] in ("polars",
+                                                                                   "pyarrow")
+
+
+def _need(library: str, extra: str, what: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(library)
+    except ImportError:
+        raise MissingDependencyError(
+            f"{what} needs {library.split('.')[0]}, which is not installed: "
+            f"pip install 'qinb[{extra}]'") from None
+
+
+def _numbered(batches: Iterable[Any], empty: Any) -> Iterator[pd.DataFrame]:
+    """Arrow record batches (of any size: a Parquet file's row groups, a reader's batches) as
+    pandas pieces of PIECE_ROWS rows, labelled by position; one empty piece (with the columns)
+    when there are no rows."""
+    import pyarrow as pa
+
+    offset = 0
+    held: list[Any] = []
+    rows = 0
+    for batch in itertools.chain(batches, [None]):
+        if batch is not None:
+            held.append(batch)
+            rows += batch.num_rows
+        while rows >= PIECE_ROWS or (batch is None and rows):
+            table = pa.Table.from_batches(held, schema=held[0].schema)
+            piece = table.slice(0, PIECE_ROWS).to_pandas()
+            rest = table.slice(PIECE_ROWS)
+            held, rows = rest.to_batches(), rest.num_rows
+            piece.index = pd.RangeIndex(offset, offset + len(piece))
+            offset += len(piece)
+            yield piece
+    if offset == 0:
+        yield empty.to_pandas()
+
+
+def _arrow(data: Any, columns: Sequence[str] | None) -> Source:
+    pa = _need("pyarrow", "arrow", "an Arrow source")
+    ds = _need("pyarrow.dataset", "arrow", "an Arrow source")
+    cols = None if columns is None else list(columns)
+    if isinstance(data, pa.Table):
+        table = data if cols is None else data.select(_present(cols, data.schema.names))
+        return Source(_numbered(table.to_batches(max_chunksize=PIECE_ROWS), table.slice(0, 0)),
+                      table.num_rows, "Arrow Table")
+    if isinstance(data, pa.RecordBatch):
+        return _arrow(pa.Table.from_batches([data]), columns)
+    if isinstance(data, pa.RecordBatchReader):
+        schema = data.schema
+        keep = None if cols is None else _present(cols, schema.names)
+        batches = (b if keep is None else b.select(keep) for b in data)
+        empty = schema.empty_table() if keep is None else schema.empty_table().select(keep)
+        return Source(_numbered(batches, empty), None, "Arrow RecordBatchReader")
+    if isinstance(data, ds.Dataset):
+        return _dataset(data, cols, "Arrow Dataset")
+    raise ArgumentError(f"upsert takes a pyarrow Table, RecordBatchReader or Dataset, not a "
+                        f"{type(data).__name__}")
+
+
+def _present(columns: list[str], names: Sequence[str]) -> list[str]:
+    """``columns`` in the source's order; a missing one is named by the checks that follow
+    (with the columns there are), so it is left out here."""
+    return [n for n in names if n in columns]
+
+
+def _dataset(dataset: Any, columns: list[str] | None, kind: str) -> Source:
+    import pyarrow.dataset as ds
+
+    keep = None if columns is None else _present(columns, dataset.schema.names)
+    # a Parquet file's row count is in its metadata; a CSV or JSON file would be read to count
+    parquet = isinstance(dataset, ds.FileSystemDataset) and isinstance(dataset.format,
+                                                                        ds.ParquetFileFormat)
+    total = dataset.count_rows() if parquet else None
+    batches = dataset.to_batches(columns=keep, batch_size=PIECE_ROWS)
+    empty = dataset.schema.empty_table()
+    return Source(_numbered(batches, empty if keep is None else empty.select(keep)), total, kind)
+
+
+def _files(path: str | os.PathLike[str], columns: Sequence[str] | None) -> Source:
+    text = os.fspath(path)
+    if any(c in text for c in "*?["):
+        files = sorted(glob.glob(text, recursive=True))
+    elif Path(text).is_dir():
+        files = sorted(str(p) for p in Path(text).rglob("*") if p.suffix.lower() in FORMATS)
+    else:
+        files = [text] if Path(text).exists() else []
+    if not files:
+        raise ArgumentError(f"no file matches {text!r}: give a path or glob of Parquet, CSV or "
+                            "JSON Lines files")
+    formats = {FORMATS.get(Path(f).suffix.lower()) for f in files}
+    if None in formats or len(formats) > 1:
+        odd = next((f for f in files if Path(f).suffix.lower() not in FORMATS), files[-1])
+        raise ArgumentError(
+            f"{text!r} matches files qinb cannot read together ({odd!r} among them): give files of "
+            f"one format, named {', '.join(sorted(FORMATS))}")
+    ds = _need("pyarrow.dataset", "arrow", "reading Parquet, CSV or JSON Lines files")
+    fmt = formats.pop()
+    try:
+        dataset = ds.dataset(files, format=fmt)
+    except Exception as exc:  # pyarrow says what is wrong with the file; qinb says which file
+        raise ArgumentError(f"{text!r} cannot be read as {fmt} ({type(exc).__name__}: "
+                            f"{exc})") from exc
+    where = files[0] if len(files) == 1 else f"{len(files)} files"
+    return _dataset(dataset, None if columns is None else list(columns), f"{fmt} ({where})")
+
+
+def _polars(data: Any, columns: Sequence[str] | None) -> Source:
+    pl = _need("polars", "polars", "a polars source")
+    _need("pyarrow", "polars", "a polars source")  # polars hands its rows to pandas through Arrow
+    if isinstance(data, pl.LazyFrame):
+        names = data.collect_schema().names()
+        lazy = data if columns is None else data.select(_present(list(columns), names))
+        empty = lazy.head(0).collect().to_arrow()
+        batches = (b.to_arrow() for b in lazy.collect_batches(chunk_size=PIECE_ROWS,
+                                                               maintain_order=True))
+        return Source(_numbered(_record_batches(batches), empty), None, "polars LazyFrame")
+    if isinstance(data, pl.DataFrame):
+        frame = data if columns is None else data.select(_present(list(columns), data.columns))
+        batches = (s.to_arrow() for s in frame.iter_slices(PIECE_ROWS))
+        return Source(_numbered(_record_batches(batches), frame.head(0).to_arrow()), frame.height,
+                      "polars DataFrame")
+    raise ArgumentError(f"upsert takes a polars DataFrame or LazyFrame, not a {type(data).__name__}")
+
+
+def _record_batches(tables: Iterable[Any]) -> Iterator[Any]:
+    for table in tables:
+        yield from table.to_batches()

@@ -1,0 +1,187 @@
+"""Every table source gives the points a pandas frame gives: polars, Arrow, Parquet, CSV and JSON
+Lines files, globs and iterables of frames, read a piece at a time, on both engines."""
+
+from __future__ import annotations
+
+import sys
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+import qinb
+from qinb import sources
+from qinb.errors import ArgumentError, InvalidRowsError, MissingDependencyError
+
+VECTORS = {"bm25": qinb.Bm25("text", avg_len=8)}
+WORDS = ["planet", "orbit", "bread", "oven", "river", "mountain", "violin", "chess", "garden"]
+
+
+@pytest.fixture(autouse=True)
+def small_pieces(monkeypatch):
+    """Pieces of 16 rows, so the 40 rows of a source come in three."""
+    monkeypatch.setattr(sources, "PIECE_ROWS", 16)
+
+
+def frame(n: int = 40) -> pd.DataFrame:
+    return pd.DataFrame({
+        "text": [f"{WORDS[i % 9]} number {i} near the {WORDS[(i * 4) % 9]}" for i in range(n)],
+        "n": range(n),
+        "score": [i / 4 for i in range(n)],
+        "tag": [WORDS[i % 3] for i in range(n)],
+    })
+
+
+def as_source(kind: str, df: pd.DataFrame, tmp_path):
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if kind == "pandas":
+        return df
+    if kind == "polars":
+        return pl.from_pandas(df)
+    if kind == "polars-lazy":
+        return pl.from_pandas(df).lazy()
+    if kind == "arrow-table":
+        return table
+    if kind == "arrow-reader":
+        return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=7))
+    if kind == "arrow-dataset":
+        return ds.dataset(table)
+    if kind == "parquet":
+        pq.write_table(table, tmp_path / "rows.parquet", row_group_size=10)
+        return tmp_path / "rows.parquet"
+    if kind == "parquet-glob":  # two files, read in the order of their names
+        pq.write_table(table.slice(0, 25), tmp_path / "part-0.parquet")
+        pq.write_table(table.slice(25), tmp_path / "part-1.parquet")
+        return str(tmp_path / "part-*.parquet")
+    if kind == "csv":
+        df.to_csv(tmp_path / "rows.csv", index=False)
+        return str(tmp_path / "rows.csv")
+    if kind == "jsonl":
+        df.to_json(tmp_path / "rows.jsonl", orient="records", lines=True)
+        return tmp_path / "rows.jsonl"
+    if kind == "frames":  # chunks that keep their labels, as pd.read_csv(chunksize=) gives them
+        return [df.iloc[i:i + 15] for i in range(0, len(df), 15)]
+    if kind == "polars-frames":  # a generator: its length is not known
+        return (pl.from_pandas(df.iloc[i:i + 15]) for i in range(0, len(df), 15))
+    raise AssertionError(kind)
+
+
+KINDS = ["pandas", "polars", "polars-lazy", "arrow-table", "arrow-reader", "arrow-dataset",
+         "parquet", "parquet-glob", "csv", "jsonl", "frames", "polars-frames"]
+
+
+def stored(client, collection: str) -> dict:
+    records = client.retrieve(collection, list(range(40)))
+    return {r.id: {k: r.payload[k] for k in ("text", "n", "score", "tag")} for r in records}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_source_gives_the_points_a_pandas_frame_gives(kind, client, tmp_path):
+    df = frame()
+    df.qdrant.upsert("from-pandas", vectors=VECTORS, client=client, progress=False)
+    report = qinb.upsert(as_source(kind, df, tmp_path), "from-source", vectors=VECTORS,
+                         client=client, progress=False)
+    assert (report.rows, report.upserted, report.failed_rows, report.embedded) == (40, 40, 0, 40)
+    assert client.count("from-source") == 40
+    assert stored(client, "from-source") == stored(client, "from-pandas")
+    hits = qinb.search("from-source", "violin near the garden", using="bm25", limit=5, client=client)
+    again = qinb.search("from-pandas", "violin near the garden", using="bm25", limit=5, client=client)
+    # the same scores; which of two rows tied at the cut comes back is the engine's choice
+    assert hits["score"].round(5).tolist() == again["score"].round(5).tolist() and len(hits) == 5
+    assert hits.index[:3].tolist() == again.index[:3].tolist()
+    # the same source again: nothing changed, nothing embedded
+    rerun = qinb.upsert(as_source(kind, df, tmp_path), "from-source", vectors=VECTORS,
+                        client=client, progress=False)
+    assert (rerun.upserted, rerun.unchanged, rerun.embedded) == (0, 40, 0)
+
+
+def test_a_bad_row_in_a_later_piece_stops_after_the_pieces_before_it(client, tmp_path):
+    df = frame()
+    df.loc[35, "text"] = "   "
+    path = as_source("parquet", df, tmp_path)
+    with pytest.raises(InvalidRowsError) as caught:
+        qinb.upsert(path, "bad", vectors=VECTORS, client=client, progress=False)
+    message = str(caught.value)
+    assert "row 35" in message and "32 points were written" in message
+    assert caught.value.failed["row"].tolist() == [35]
+    assert client.count("bad") == 32  # the two pieces before it, each whole
+
+    skipped = qinb.upsert(path, "bad", vectors=VECTORS, client=client, progress=False,
+                          errors="skip")
+    assert (skipped.rows, skipped.upserted, skipped.unchanged, skipped.failed_rows) == (40, 7, 32, 1)
+    assert skipped.failed["row"].tolist() == [35]
+    assert skipped.upserted + skipped.unchanged + skipped.failed_rows == skipped.rows
+
+
+def test_an_id_repeated_in_a_later_piece_is_named(client):
+    df = frame().assign(key=[f"k{i}" for i in range(40)])
+    df.loc[33, "key"] = "k3"
+    with pytest.raises(InvalidRowsError, match="duplicate id 'k3': an earlier piece"):
+        qinb.upsert(pl.from_pandas(df), "dup", vectors=VECTORS, client=client, progress=False,
+                    id_column="key")
+    report = qinb.upsert(pl.from_pandas(df), "dup", vectors=VECTORS, client=client,
+                         progress=False, id_column="key", errors="skip")
+    assert (report.upserted, report.unchanged, report.failed["row"].tolist()) == (7, 32, [33])
+    assert client.count("dup") == 39
+
+
+def test_frames_that_repeat_their_labels_are_refused_with_the_fix(client):
+    df = frame()
+    chunks = [df.iloc[i:i + 20].reset_index(drop=True) for i in (0, 20)]  # both labelled 0..19
+    with pytest.raises(InvalidRowsError, match="duplicate id 0: an earlier piece"):
+        qinb.upsert(chunks, "relabelled", vectors=VECTORS, client=client, progress=False)
+    assert client.count("relabelled") == 20
+
+
+def test_only_the_columns_needed_are_read_and_stored(client, tmp_path):
+    df = frame().assign(blob=["x" * 1000] * 40)
+    path = as_source("parquet", df, tmp_path)
+    qinb.upsert(path, "narrow", vectors=VECTORS, client=client, progress=False, payload=["n"])
+    payload = client.retrieve("narrow", [7])[0].payload
+    assert payload["n"] == 7 and payload["text"] == df.loc[7, "text"] and "blob" not in payload
+    assert "tag" not in payload
+
+
+def test_what_the_source_knows_of_its_length(tmp_path):
+    df = frame()
+    assert sources.open_source(as_source("parquet-glob", df, tmp_path)).total == 40
+    assert sources.open_source(as_source("polars", df, tmp_path)).total == 40
+    assert sources.open_source(as_source("csv", df, tmp_path)).total is None  # reading counts it
+    pieces = list(sources.open_source(as_source("arrow-reader", df, tmp_path)).pieces)
+    assert [len(p) for p in pieces] == [16, 16, 8]  # batches of 7 gathered, numbered on
+    assert pieces[-1].index.tolist() == list(range(32, 40))
+
+
+def test_polars_frames_have_the_qdrant_namespace(client):
+    lazy = pl.from_pandas(frame()).lazy().filter(pl.col("n") < 30)
+    report = lazy.qdrant.upsert("polars", vectors=VECTORS, client=client, progress=False)
+    assert (report.rows, report.upserted) == (30, 30)
+    hits = pl.from_pandas(frame()).qdrant.search("polars", "chess", using="bm25", limit=3,
+                                                 client=client)
+    assert len(hits) == 3 and all("chess" in t for t in hits["text"])
+
+
+def test_sources_qinb_cannot_read_are_refused_with_what_it_takes(tmp_path):
+    with pytest.raises(ArgumentError, match="no file matches"):
+        qinb.upsert(str(tmp_path / "missing-*.parquet"), "c", vectors=VECTORS)
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ArgumentError, match="files of one format"):
+        qinb.upsert(tmp_path / "notes.txt", "c", vectors=VECTORS)
+    (tmp_path / "broken.parquet").write_text("not parquet at all")
+    with pytest.raises(ArgumentError, match="cannot be read as parquet"):
+        qinb.upsert(tmp_path / "broken.parquet", "c", vectors=VECTORS)
+    with pytest.raises(ArgumentError, match="item 2 is a str"):
+        qinb.upsert([frame(), "text"], "c", vectors=VECTORS, progress=False)
+    with pytest.raises(ArgumentError, match="not a int"):
+        qinb.upsert(5, "c", vectors=VECTORS)
+    assert qinb.connect().collections() == []
+
+
+def test_a_missing_optional_library_names_the_extra(monkeypatch, tmp_path):
+    path = as_source("parquet", frame(), tmp_path)
+    monkeypatch.setitem(sys.modules, "pyarrow.dataset", None)  # as if pyarrow were not installed
+    with pytest.raises(MissingDependencyError, match=r"pip install 'qinb\[arrow\]'"):
+        qinb.upsert(path, "c", vectors=VECTORS)
