@@ -42,6 +42,8 @@ __all__ = ["EdgeStore"]
 
 META_FILE = "qinb.json"
 INDEX_AFTER = 20_000  # points: below this a full scan is as fast as the index (measured in bench/)
+# a segment's dense vectors are given a graph from this size on (Edge's optimizer is told the same)
+INDEX_KB = 10_000
 
 
 def _multi(multi: bool) -> Any:
@@ -59,6 +61,24 @@ def _dense_params(size: int, multi: bool) -> Any:
     graph = E.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000) if multi else None
     return E.EdgeVectorParams(size=size, distance=E.Distance.Cosine, multivector_config=_multi(multi),
                               hnsw_config=graph)
+
+
+def _unindexed(directory: Path) -> list[str]:
+    """Dense vectors (not multivectors: they are searched exactly) with INDEX_KB or more of
+    vectors in a segment that has no graph for them, read from the segments' own configs."""
+    found = []
+    for config in (directory / "shard" / "segments").glob("*/segment.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            vectors = json.loads(config.read_text())["config"]["vector_data"]
+            for name, params in vectors.items():
+                if params["index"]["type"] != "plain" or params.get("multivector_config"):
+                    continue
+                # blocks on disk, not file sizes: the storage files are made ahead, sparse
+                used = sum(f.stat().st_blocks * 512 for f in (config.parent / f"vector_storage-{name}")
+                           .rglob("*") if f.is_file())
+                if used >= INDEX_KB * 1024:
+                    found.append(name)
+    return found
 
 
 def _to_edge(vector: StoredVector) -> Any:
@@ -165,6 +185,7 @@ class EdgeStore(Store):
         staging.mkdir(parents=True)
         try:
             config = E.EdgeConfig(
+                optimizers=E.EdgeOptimizersConfig(indexing_threshold=INDEX_KB),
                 vectors={n: _dense_params(s, n in multi) for n, s in dense.items()},
                 sparse_vectors={n: E.EdgeSparseVectorParams(modifier=E.Modifier.Idf) for n in sparse})
             E.EdgeShard.create(str(staging / "shard"), config).close()
@@ -317,11 +338,11 @@ class EdgeStore(Store):
                 shard.update(E.UpdateOperation.create_field_index(key, kinds[kind]))
 
     def finish(self, collection: str, progress: bool = True) -> None:
-        """Build the HNSW index once the collection is large enough for it to pay."""
+        """Build the HNSW index once the collection is large enough for it to pay: when a
+        segment holds INDEX_KB or more of dense vectors with no graph yet. (The shard's own
+        ``indexed_vectors_count`` cannot tell: it counts sparse vectors, indexed as they come.)"""
         with self._shard(collection) as shard:
-            info = shard.info()
-            if info.points_count < INDEX_AFTER or (info.segments_count <= 1 and (
-                    info.indexed_vectors_count >= info.points_count)):
+            if shard.info().points_count < INDEX_AFTER or not _unindexed(self._dir(collection)):
                 return
             from tqdm.auto import tqdm
 

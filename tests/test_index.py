@@ -1,0 +1,56 @@
+"""Qdrant Edge builds its HNSW graph once a collection is large enough, and a dense query then
+uses it: read back from the segments' own configs, not assumed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from qdrant_client import models
+
+import qinb
+from qinb.store import edge
+from qinb.store.base import Point, Probe
+
+
+def index_types(store, collection: str) -> dict[str, list[str]]:
+    """Each dense vector's index type in each segment that holds vectors."""
+    found: dict[str, list[str]] = {}
+    for config in (store.path / collection / "shard" / "segments").glob("*/segment.json"):
+        for name, params in json.loads(config.read_text())["config"]["vector_data"].items():
+            found.setdefault(name, []).append(params["index"]["type"])
+    return found
+
+
+def test_an_upsert_past_the_threshold_leaves_a_graph_on_the_dense_vectors(tmp_path, monkeypatch):
+    # STAND-IN vectors (random, 384-d like MiniLM), written through the store as an upsert
+    # writes them: 14,000 points are 21 MB of vectors, past the 10 MB a segment is indexed from
+    monkeypatch.setattr(edge, "INDEX_AFTER", 10_000)
+    store = qinb.connect(tmp_path / "store")
+    store.create("big", {"dense": 384}, ["bm25"], {})
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((14_000, 384)).astype(np.float32)
+    for start in range(0, 14_000, 1000):
+        store.upsert("big", [Point(id=i, payload={}, vectors={
+            "dense": vectors[i], "bm25": models.SparseVector(indices=[i % 50], values=[1.0])})
+            for i in range(start, start + 1000)])
+    assert index_types(store, "big") == {"dense": ["plain"]}
+    # the shard counts its sparse vectors as indexed: that count alone said "nothing to do"
+    assert edge._unindexed(store.path / "big") == ["dense"]
+    store.finish("big", progress=False)
+    store.close()  # the segments the graph replaced are removed as the shard closes
+    assert "hnsw" in index_types(store, "big")["dense"] and edge._unindexed(store.path / "big") == []
+    # and searching it finds the nearest points: the query vector's own point first
+    hits = store.query("big", [Probe("dense", vectors[123])], limit=3)
+    assert hits[0].id == 123
+    store.close()
+
+
+def test_a_small_collection_gets_no_graph(tmp_path):
+    store = qinb.connect(tmp_path / "store")
+    store.create("small", {"dense": 8}, [], {})
+    store.upsert("small", [Point(id=i, payload={}, vectors={"dense": np.ones(8, np.float32)})
+                           for i in range(100)])
+    store.finish("small", progress=False)
+    assert index_types(store, "small") == {"dense": ["plain"]}
+    store.close()
