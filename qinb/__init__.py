@@ -10,6 +10,7 @@ from __future__ import annotations
 import typing
 
 from qinb import _accessor, cache, datasets, models
+from qinb._read import read
 from qinb.errors import (
     ArgumentError,
     CollectionError,
@@ -85,6 +86,7 @@ __all__ = [
     "plot_map",
     "plot_scores",
     "query_scores",
+    "read",
     "search",
     "to_filter",
     "to_points",

@@ -143,7 +143,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def scroll(self, collection: str, *, limit: int, offset: PointId | None = None,
                payload: bool | Sequence[str] = True, exclude: Sequence[str] = (),
-               vectors: bool | Sequence[str] = False) -> tuple[list[Record], PointId | None]:
+               vectors: bool | Sequence[str] = False,
+               filter: models.Filter | None = None) -> tuple[list[Record], PointId | None]:
         """A page of points in id order and the offset of the next page (None at the end)."""
 
     @abc.abstractmethod
@@ -170,12 +171,14 @@ class Store(abc.ABC):
         """Release the engine (locks, files, connections)."""
 
     def pages(self, collection: str, *, page: int = 1024, payload: bool | Sequence[str] = True,
-              vectors: bool | Sequence[str] = False, offset: PointId | None = None
+              vectors: bool | Sequence[str] = False, offset: PointId | None = None,
+              filter: models.Filter | None = None
               ) -> Iterator[tuple[list[Record], PointId | None]]:
-        """Every point, page by page, with the offset that resumes after each page."""
+        """Every point (that ``filter`` matches), page by page, with the offset that resumes
+        after each page."""
         while True:
             records, offset = self.scroll(collection, limit=page, offset=offset, payload=payload,
-                                          vectors=vectors)
+                                          vectors=vectors, filter=filter)
             if records:
                 yield records, offset
             if offset is None:

@@ -291,8 +291,10 @@ class ClientStore(Store):
     @_guarded("reading points of collection {0!r}")
     def scroll(self, collection: str, *, limit: int, offset: PointId | None = None,
                payload: bool | Sequence[str] = True, exclude: Sequence[str] = (),
-               vectors: bool | Sequence[str] = False) -> tuple[list[Record], PointId | None]:
+               vectors: bool | Sequence[str] = False,
+               filter: models.Filter | None = None) -> tuple[list[Record], PointId | None]:
         page, after = self.client.scroll(collection, limit=limit, offset=offset,
+                                         scroll_filter=filter,
                                          with_payload=_selector(payload, exclude),
                                          with_vectors=_vectors(vectors))
         return self._records(page), None if after is None else plain_id(after)

@@ -267,10 +267,11 @@ class EdgeStore(Store):
 
     def scroll(self, collection: str, *, limit: int, offset: PointId | None = None,
                payload: bool | Sequence[str] = True, exclude: Sequence[str] = (),
-               vectors: bool | Sequence[str] = False) -> tuple[list[Record], PointId | None]:
+               vectors: bool | Sequence[str] = False,
+               filter: models.Filter | None = None) -> tuple[list[Record], PointId | None]:
         import qdrant_edge as E
 
-        request = E.ScrollRequest(offset=offset, limit=limit,
+        request = E.ScrollRequest(offset=offset, limit=limit, filter=edge_filter(filter),
                                   with_payload=_payload_selector(payload, exclude),
                                   with_vector=vectors if isinstance(vectors, bool) else list(vectors))
         with self._shard(collection) as shard:

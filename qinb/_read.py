@@ -1,0 +1,183 @@
+"""Reading a collection back out as a table: its payload (the source rows' columns) indexed by
+the source rows' labels, with its vectors on request; page by page, so that a collection of
+millions of points streams to a Parquet file in little memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from qdrant_client import QdrantClient, models
+
+from qinb.errors import ArgumentError, CollectionError
+from qinb.query import to_filter
+from qinb.store import ROW_KEY, Record, Store, as_store
+
+__all__ = ["read"]
+
+PAGE = 4096  # points read at a time
+
+
+def read(collection: str, *, columns: Sequence[str] | None = None,
+         vectors: bool | Sequence[str] = False,
+         filter: models.Filter | Mapping[str, Any] | None = None,
+         client: Store | QdrantClient | None = None,
+         to: Literal["pandas", "arrow", "polars"] | str | Path = "pandas",
+         progress: bool = True) -> Any:
+    """A collection's points as a table: their payload, indexed by the source rows' labels.
+
+    Parameters
+    ----------
+    collection : str
+    columns : list of str, optional
+        Payload columns to read; default all (qinb's own bookkeeping keys are left out).
+    vectors : bool or list of str
+        Also read these named vectors (all with True), one column each: a dense vector as a
+        float32 array, a chunked one as a matrix (a row per passage), BM25 as a dict of
+        ``indices`` and ``values``.
+    filter : dict or models.Filter, optional
+        Only the points that match, as in :func:`qinb.search`.
+    client : store or QdrantClient, optional
+    to : {"pandas", "arrow", "polars"} or path
+        The kind of table returned; or a ``.parquet`` path, written a page at a time (the
+        collection is never whole in memory), and the path is returned.
+    progress : bool
+        Show a progress bar over the points.
+
+    Examples
+    --------
+    >>> qinb.read("docs").head()
+    >>> qinb.read("docs", to="docs.parquet")          # any size
+    PosixPath('docs.parquet')
+    >>> again = qinb.upsert(qinb.read("docs"), "docs-copy", vectors=specs)   # embeds nothing new
+    """
+    store = as_store(client)
+    if not store.exists(collection):
+        known = ", ".join(store.collections()) or "none"
+        raise CollectionError(f"collection {collection!r} does not exist in {store.where()} "
+                              f"(collections here: {known})")
+    shape = store.shape(collection)
+    names = _vector_names(vectors, [*shape.dense, *sorted(shape.sparse)], collection)
+    pages = _pages(store, collection, columns, names, to_filter(filter), progress)
+    if isinstance(to, Path) or (isinstance(to, str) and to not in ("pandas", "arrow", "polars")):
+        return _to_parquet(pages, Path(to))
+    frames = list(pages)
+    frame = pd.concat(frames) if len(frames) > 1 else frames[0] if frames else _frame([], (), ())
+    if to == "pandas":
+        return frame
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(_arrow_ready(frame), preserve_index=True)
+    if to == "arrow":
+        return table
+    import polars as pl
+
+    return pl.from_arrow(table)
+
+
+def _vector_names(vectors: bool | Sequence[str], have: list[str], collection: str) -> list[str]:
+    if vectors is True:
+        return have
+    if vectors is False:
+        return []
+    asked = [vectors] if isinstance(vectors, str) else list(vectors)
+    missing = [n for n in asked if n not in have]
+    if missing:
+        raise ArgumentError(f"collection {collection!r} has no vector {missing[0]!r}; its vectors "
+                            f"are {', '.join(have)}")
+    return asked
+
+
+def _pages(store: Store, collection: str, columns: Sequence[str] | None, names: list[str],
+           flt: models.Filter | None, progress: bool) -> Iterator[pd.DataFrame]:
+    from tqdm.auto import tqdm
+
+    payload: bool | list[str] = True if columns is None else [*columns, ROW_KEY]
+    total = store.count(collection) if flt is None else None
+    with tqdm(total=total, desc=f"reading {collection!r}", unit="point",
+              disable=not progress or (total is not None and total < PAGE)) as bar:
+        for records, _ in store.pages(collection, page=PAGE, payload=payload,
+                                      vectors=names or False, filter=flt):
+            bar.update(len(records))
+            yield _frame(records, columns or (), names)
+
+
+def _frame(records: Sequence[Record], columns: Sequence[str], names: Sequence[str]) -> pd.DataFrame:
+    """A page of points as rows: payload columns (in ``columns``' order when given), then the
+    vectors asked for, indexed by the source rows' labels (the point id where there is none)."""
+    rows, labels = [], []
+    for record in records:
+        payload = dict(record.payload or {})
+        label = payload.pop(ROW_KEY, record.id)
+        labels.append(tuple(label) if isinstance(label, list) else label)
+        row = {k: v for k, v in payload.items() if not k.startswith("_qinb")}
+        row.update({n: _vector(record.vectors.get(n)) for n in names})
+        rows.append(row)
+    frame = pd.DataFrame.from_records(rows, columns=None if rows else [*columns, *names])
+    if columns:
+        frame = frame.reindex(columns=[*columns, *names])
+    frame.index = pd.Index(labels, dtype=object if not labels else None, tupleize_cols=False)
+    return frame
+
+
+def _vector(vector: Any) -> Any:
+    if isinstance(vector, models.SparseVector):
+        return {"indices": list(vector.indices), "values": list(vector.values)}
+    return None if vector is None else np.asarray(vector, dtype=np.float32)
+
+
+def _arrow_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """Matrices (a chunked vector's passages) as lists of rows, which Arrow can hold."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].map(lambda v: isinstance(v, np.ndarray) and v.ndim == 2).any():
+            out[column] = out[column].map(lambda v: v.tolist() if isinstance(v, np.ndarray) else v)
+    return out
+
+
+def _to_parquet(pages: Iterator[pd.DataFrame], path: Path) -> Path:
+    """Write the pages to one Parquet file, each as a row group, in one schema: the first
+    page's, with a column that first comes later, or whose type widens, refused by name."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    schema = None
+    try:
+        for frame in pages:
+            table = pa.Table.from_pandas(_arrow_ready(frame), preserve_index=True)
+            if writer is None:
+                schema = table.schema
+                path.parent.mkdir(parents=True, exist_ok=True)
+                writer = pq.ParquetWriter(str(path), schema)
+            else:
+                table = _conform(table, schema)
+            writer.write_table(table)
+        if writer is None:  # no points: a file with no rows
+            pq.write_table(pa.Table.from_pandas(_frame([], (), ())), str(path))
+    finally:
+        if writer is not None:
+            writer.close()
+    return path
+
+
+def _conform(table: Any, schema: Any) -> Any:
+    """A later page in the first page's schema (a column missing on this page is null)."""
+    import pyarrow as pa
+
+    extra = [n for n in table.schema.names if n not in schema.names]
+    if extra:
+        raise ArgumentError(
+            f"column {extra[0]!r} first appears after the first {PAGE} points, so it is not in "
+            "the Parquet file's schema; pass columns=[...] naming every column to keep")
+    arrays = [table.column(n) if n in table.schema.names else pa.nulls(len(table), f.type)
+              for n, f in zip(schema.names, schema, strict=True)]
+    try:
+        return pa.Table.from_arrays([a.cast(f.type) for a, f in zip(arrays, schema, strict=True)],
+                                    schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ArgumentError(f"a later page of points does not fit the first page's column "
+                            f"types ({exc}); pass columns=[...] to read fewer") from exc
