@@ -189,7 +189,7 @@ def probes(specs: Mapping[str, Spec], vectors: Mapping[str, Any]) -> list[Probe]
         chunked = isinstance(spec, Text) and spec.chunked
         if chunked and isinstance(vector, np.ndarray) and vector.ndim == 1:
             vector = vector[np.newaxis, :]
-        out.append(Probe(name, vector, exact=chunked))
+        out.append(Probe(name, vector, exact=chunked, quantized=spec.quantization is not None))
     return out
 
 

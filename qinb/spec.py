@@ -22,6 +22,7 @@ __all__ = ["Bm25", "Image", "Spec", "Text", "missing_secrets", "public", "scrub_
 
 METADATA_KEY = "qinb"
 METADATA_VERSION = 1
+QUANTIZATIONS = (None, "int8", "binary")
 
 
 def public(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,11 +75,20 @@ class Text:
         upsert warns how many rows were.
     chunk_overlap : int
         Tokens each passage shares with the one before it (with ``chunk_size``).
+    on_disk : bool
+        Keep the full vectors in memory-mapped files rather than in RAM (the engine reads
+        them from the page cache): for collections bigger than the memory to spare.
+    quantization : {None, "int8", "binary"}
+        Also keep a compact copy of each vector in RAM (``"int8"``: 4x smaller, ``"binary"``:
+        32x, for models of 512 dimensions or more) that searches run on; the best candidates
+        are then rescored with the full vectors. With ``on_disk=True``, the way to a million
+        rows in little memory. Both are set when the vector is created.
 
     Examples
     --------
     >>> qinb.Text("description", model="sentence-transformers/all-MiniLM-L6-v2")
     >>> qinb.Text("body", chunk_size=256, chunk_overlap=32)      # long documents
+    >>> qinb.Text("body", on_disk=True, quantization="int8")      # millions of rows
     """
 
     column: str
@@ -87,10 +97,17 @@ class Text:
     options: Mapping[str, Any] | None = field(default=None, compare=False)
     chunk_size: int | None = None
     chunk_overlap: int = 0
+    on_disk: bool = False
+    quantization: str | None = None
 
     kind = "text"
 
     def __post_init__(self) -> None:
+        if self.quantization not in QUANTIZATIONS:
+            raise ArgumentError(f"quantization must be one of {', '.join(map(repr, QUANTIZATIONS))}, "
+                                f"not {self.quantization!r}")
+        if not isinstance(self.on_disk, bool):
+            raise ArgumentError(f"on_disk must be True or False, not {self.on_disk!r}")
         size, overlap = self.chunk_size, self.chunk_overlap
         if size is None:
             if overlap:
@@ -122,7 +139,13 @@ class Text:
                                  "query_model": self.query_model}
         if self.chunk_size is not None:
             shown.update(chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap)
+        shown.update(self.storage())
         return _repr(self, shown)
+
+    def storage(self) -> dict[str, Any]:
+        """How the vector is kept, where that differs from in RAM at full precision."""
+        return {**({"on_disk": True} if self.on_disk else {}),
+                **({"quantization": self.quantization} if self.quantization else {})}
 
     @property
     def size(self) -> int:
@@ -153,6 +176,7 @@ class Text:
             "secrets": sorted(set(self.model_options) - set(public(self.model_options))),
             "size": self.size,
             **chunks,
+            **self.storage(),
         }
 
 
@@ -212,6 +236,11 @@ class Bm25:
     size = None
     chunk_size = None  # BM25 reads whole texts: nothing is cut
     chunked = False
+    on_disk = False
+    quantization = None
+
+    def storage(self) -> dict[str, Any]:
+        return {}
 
     def __post_init__(self) -> None:
         fine = self.avg_len in (None, "auto") or (
@@ -301,7 +330,8 @@ def specs_from_metadata(collection: str, metadata: Mapping[str, Any] | None,
             cls = Image if d["kind"] == "image" else Text
             specs[name] = cls(d["column"], model=d["model"], query_model=d.get("query_model"),
                                options=options or None, chunk_size=d.get("chunk_size"),
-                               chunk_overlap=d.get("chunk_overlap") or 0)
+                               chunk_overlap=d.get("chunk_overlap") or 0,
+                               on_disk=bool(d.get("on_disk")), quantization=d.get("quantization"))
         elif d["kind"] == "bm25":
             language = options.pop("language", "english")
             avg_len = options.pop("avg_len", None)

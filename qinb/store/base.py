@@ -65,6 +65,7 @@ class Probe:
     using: str
     vector: StoredVector
     exact: bool = False  # search every point, whatever index the engine has built
+    quantized: bool = False  # the vector has a quantized copy: rescore its candidates
 
 
 @dataclass(frozen=True)
@@ -104,13 +105,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def create(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
-               metadata: Mapping[str, Any], multi: Sequence[str] = ()) -> None:
+               metadata: Mapping[str, Any], multi: Sequence[str] = (),
+               storage: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         """Create a collection with cosine dense vectors of these sizes (the ``multi`` ones
-        multivectors compared by MaxSim) and IDF sparse vectors."""
+        multivectors compared by MaxSim) and IDF sparse vectors; ``storage`` gives a dense
+        vector's ``on_disk`` and ``quantization`` (``"int8"`` or ``"binary"``) where set."""
 
     @abc.abstractmethod
     def add_vectors(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
-                    multi: Sequence[str] = ()) -> None:
+                    multi: Sequence[str] = (),
+                    storage: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         """Add named vectors to an existing collection."""
 
     @abc.abstractmethod

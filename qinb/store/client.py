@@ -27,6 +27,7 @@ from qinb.store.base import (
     StoredVector,
     plain_id,
 )
+from qinb.store.edge import OVERSAMPLING
 
 __all__ = ["ClientStore"]
 
@@ -139,19 +140,35 @@ def _read(vector: Any) -> StoredVector:
     return vector
 
 
-def _dense_config(size: int, multi: bool) -> dict[str, Any]:
+def _dense_config(size: int, multi: bool, storage: Mapping[str, Any] | None = None
+                  ) -> dict[str, Any]:
     """A dense vector's config; a multivector (chunked passages) is searched exactly, without
-    an HNSW graph (m=0), as on Qdrant Edge: see ``_dense_params`` in ``edge.py``."""
-    if not multi:
-        return {"size": size, "distance": models.Distance.COSINE}
-    return {"size": size, "distance": models.Distance.COSINE, "hnsw_config": models.HnswConfigDiff(m=0),
-            "multivector_config": models.MultiVectorConfig(
-                comparator=models.MultiVectorComparator.MAX_SIM)}
+    an HNSW graph (m=0), as on Qdrant Edge: see ``_dense_params`` in ``edge.py``. ``storage``
+    may put the vectors on disk and keep a quantized copy in RAM."""
+    config: dict[str, Any] = {"size": size, "distance": models.Distance.COSINE}
+    if multi:
+        config.update(hnsw_config=models.HnswConfigDiff(m=0), multivector_config=models.MultiVectorConfig(
+            comparator=models.MultiVectorComparator.MAX_SIM))
+    storage = storage or {}
+    if storage.get("on_disk"):
+        config["on_disk"] = True
+    if storage.get("quantization") == "int8":
+        config["quantization_config"] = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+            type=models.ScalarType.INT8, quantile=0.99, always_ram=True))
+    elif storage.get("quantization") == "binary":
+        config["quantization_config"] = models.BinaryQuantization(
+            binary=models.BinaryQuantizationConfig(always_ram=True))
+    return config
 
 
 def _params(probe: Probe, local: bool) -> models.SearchParams | None:
-    # local mode always searches exactly, and warns when it is told to
-    return models.SearchParams(exact=True) if probe.exact and not local else None
+    # local mode always searches exactly (and has no quantized copies), and warns when it is
+    # told to do either
+    if local or not (probe.exact or probe.quantized):
+        return None
+    rescore = (models.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
+               if probe.quantized else None)
+    return models.SearchParams(exact=probe.exact or None, quantization=rescore)
 
 
 def _selector(payload: bool | Sequence[str], exclude: Sequence[str] = ()) -> Any:
@@ -222,10 +239,11 @@ class ClientStore(Store):
 
     @_guarded("creating collection {0!r}", write=True)
     def create(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
-               metadata: Mapping[str, Any], multi: Sequence[str] = ()) -> None:
+               metadata: Mapping[str, Any], multi: Sequence[str] = (),
+               storage: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.client.create_collection(
             collection,
-            vectors_config={n: models.VectorParams(**_dense_config(s, n in multi))
+            vectors_config={n: models.VectorParams(**_dense_config(s, n in multi, (storage or {}).get(n)))
                             for n, s in dense.items()},
             sparse_vectors_config={n: models.SparseVectorParams(modifier=models.Modifier.IDF)
                                    for n in sparse},
@@ -233,10 +251,14 @@ class ClientStore(Store):
 
     @_guarded("adding vectors to collection {0!r}", write=True)
     def add_vectors(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
-                    multi: Sequence[str] = ()) -> None:
+                    multi: Sequence[str] = (),
+                    storage: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         for name, size in dense.items():
+            # a vector added later takes its storage, index and quantization from the collection
+            config = _dense_config(size, name in multi)
             self.client.create_vector_name(collection, name, models.DenseVectorNameConfig(
-                dense=models.DenseVectorConfig(**_dense_config(size, name in multi))))
+                dense=models.DenseVectorConfig(size=size, distance=config["distance"],
+                                               multivector_config=config.get("multivector_config"))))
         for name in sparse:
             self.client.create_vector_name(collection, name, models.SparseVectorNameConfig(
                 sparse=models.SparseVectorConfig(modifier=models.Modifier.IDF)))

@@ -12,7 +12,7 @@ from qinb.errors import CollectionError, SpecConflictError
 from qinb.spec import Bm25, Spec, public, specs_from_metadata, specs_to_metadata
 from qinb.store.base import PointId, Store
 
-__all__ = ["dense_vectors", "ensure_collection", "sample_payloads", "saved_specs"]
+__all__ = ["dense_vectors", "ensure_collection", "kept_as", "sample_payloads", "saved_specs"]
 
 
 def saved_specs(store: Store, collection: str, secrets: Mapping[str, str] | None = None
@@ -37,6 +37,16 @@ def _sizes(specs: Mapping[str, Spec]) -> tuple[dict[str, int], list[str], list[s
             [n for n, s in specs.items() if s.chunked])
 
 
+def _storage(specs: Mapping[str, Spec]) -> dict[str, dict[str, Any]]:
+    """Each vector kept on disk or quantized, and how."""
+    return {n: s.storage() for n, s in specs.items() if s.storage()}
+
+
+def kept_as(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """How a saved vector is kept (its spec's ``storage()``)."""
+    return {k: saved[k] for k in ("on_disk", "quantization") if saved.get(k)}
+
+
 def _chunking(saved: Mapping[str, Any]) -> str:
     size = saved.get("chunk_size")
     return (f"chunk_size={size}, chunk_overlap={saved.get('chunk_overlap') or 0}" if size
@@ -58,7 +68,8 @@ def ensure_collection(store: Store, collection: str, specs: Mapping[str, Spec],
             prepare()
             prepare = None
         try:
-            store.create(collection, dense, sparse, specs_to_metadata(specs, id_column), multi)
+            store.create(collection, dense, sparse, specs_to_metadata(specs, id_column), multi,
+                         _storage(specs))
             return True
         except Exception:
             if not store.exists(collection):
@@ -90,6 +101,11 @@ def ensure_collection(store: Store, collection: str, specs: Mapping[str, Spec],
                 f"vector {name!r}: the collection has {_chunking(old) if old else 'passages'}, "
                 f"this upsert {_chunking(spec.to_dict())}; changing it re-embeds every row, so "
                 "upsert into a new collection (or under a new vector name)")
+        elif old and kept_as(old) != spec.storage():
+            problems.append(
+                f"vector {name!r}: the collection keeps it {kept_as(old) or 'in RAM, full precision'}, "
+                f"this upsert {spec.storage() or 'in RAM, full precision'}; how a vector is kept "
+                "is set when it is created, so upsert into a new collection")
         elif old and (old.get("column"), public(old.get("options") or {})) != (
                 spec.column, public(spec.model_options)):
             # credentials are left out: never shown, and a rotated key is no conflict
@@ -102,6 +118,12 @@ def ensure_collection(store: Store, collection: str, specs: Mapping[str, Spec],
         if name not in specs:
             problems.append(f"the collection has vector {name!r}, which this upsert would drop; "
                             "pass its spec too")
+    for name, spec in new.items():
+        if spec.storage():
+            problems.append(
+                f"vector {name!r} ({spec.storage()}) would be added to an existing collection, "
+                "which gives a new vector the collection's own storage (in RAM, full precision "
+                "on Qdrant Edge): upsert into a new collection with every vector")
     if problems:
         raise SpecConflictError(
             f"the specs conflict with collection {collection!r}; nothing was written:\n  - "

@@ -48,6 +48,7 @@ def copy(collection: str, *, to: Store | QdrantClient, source: Store | QdrantCli
     from tqdm.auto import tqdm
 
     from qinb.store import HASH_KEY, OBJECTS_KEY, as_store
+    from qinb.store.collection import kept_as
 
     src, dst = as_store(source), as_store(to)
     name = name or collection
@@ -56,7 +57,10 @@ def copy(collection: str, *, to: Store | QdrantClient, source: Store | QdrantCli
     shape = src.shape(collection)  # raises CollectionError naming the store
     metadata = scrub_metadata(shape.metadata)  # credentials an older qinb saved stay behind
     if not dst.exists(name):
-        dst.create(name, shape.dense, sorted(shape.sparse), metadata, multi=sorted(shape.multi))
+        # vectors kept on disk or quantized are kept so there too (their saved specs say how)
+        vectors = (metadata.get("qinb") or {}).get("vectors") or {}
+        dst.create(name, shape.dense, sorted(shape.sparse), metadata, multi=sorted(shape.multi),
+                   storage={n: kept_as(v) for n, v in vectors.items() if kept_as(v)})
     else:
         there = dst.shape(name)
         saved = (metadata.get("qinb") or {}).get("vectors")

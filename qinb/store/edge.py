@@ -44,6 +44,8 @@ META_FILE = "qinb.json"
 INDEX_AFTER = 20_000  # points: below this a full scan is as fast as the index (measured in bench/)
 # a segment's dense vectors are given a graph from this size on (Edge's optimizer is told the same)
 INDEX_KB = 10_000
+# candidates per hit a quantized search rescores with the full vectors (measured in bench/)
+OVERSAMPLING = 2.0
 
 
 def _multi(multi: bool) -> Any:
@@ -52,15 +54,38 @@ def _multi(multi: bool) -> Any:
     return E.MultiVectorConfig(E.MultiVectorComparator.MaxSim) if multi else None
 
 
-def _dense_params(size: int, multi: bool) -> Any:
+def _dense_params(size: int, multi: bool, storage: Mapping[str, Any] | None = None) -> Any:
     import qdrant_edge as E
 
     # no HNSW graph for a multivector: a graph on row-to-row MaxSim found 0.32 of the true
     # top 10 for a one-passage query, and took 6 minutes for 20k rows (bench/multivector_hnsw.py);
     # a full scan is exact
     graph = E.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000) if multi else None
+    storage = storage or {}
     return E.EdgeVectorParams(size=size, distance=E.Distance.Cosine, multivector_config=_multi(multi),
-                              hnsw_config=graph)
+                              hnsw_config=graph, on_disk=bool(storage.get("on_disk")),
+                              quantization_config=_quantization(storage.get("quantization")))
+
+
+def _quantization(kind: str | None) -> Any:
+    """A quantized copy kept in RAM, whatever the full vectors' place."""
+    import qdrant_edge as E
+
+    if kind == "int8":
+        return E.ScalarQuantizationConfig(E.ScalarType.Int8, quantile=0.99, always_ram=True)
+    if kind == "binary":
+        return E.BinaryQuantizationConfig(always_ram=True)
+    return None
+
+
+def _search_params(probe: Probe) -> Any:
+    import qdrant_edge as E
+
+    if not (probe.exact or probe.quantized):
+        return None
+    rescore = (E.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
+               if probe.quantized else None)
+    return E.SearchParams(exact=probe.exact, quantization=rescore)
 
 
 def _unindexed(directory: Path) -> list[str]:
@@ -172,7 +197,8 @@ class EdgeStore(Store):
         return (self._dir(collection) / META_FILE).exists()
 
     def create(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
-               metadata: Mapping[str, Any], multi: Sequence[str] = ()) -> None:
+               metadata: Mapping[str, Any], multi: Sequence[str] = (),
+               storage: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         import qdrant_edge as E
 
         directory = self._dir(collection)
@@ -186,7 +212,8 @@ class EdgeStore(Store):
         try:
             config = E.EdgeConfig(
                 optimizers=E.EdgeOptimizersConfig(indexing_threshold=INDEX_KB),
-                vectors={n: _dense_params(s, n in multi) for n, s in dense.items()},
+                vectors={n: _dense_params(s, n in multi, (storage or {}).get(n))
+                         for n, s in dense.items()},
                 sparse_vectors={n: E.EdgeSparseVectorParams(modifier=E.Modifier.Idf) for n in sparse})
             E.EdgeShard.create(str(staging / "shard"), config).close()
             write_json(staging / META_FILE, {"dense": dict(dense), "sparse": sorted(sparse),
@@ -196,7 +223,8 @@ class EdgeStore(Store):
             shutil.rmtree(staging, ignore_errors=True)
 
     def add_vectors(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
-                    multi: Sequence[str] = ()) -> None:
+                    multi: Sequence[str] = (),
+                    storage: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         import qdrant_edge as E
 
         meta = self._meta(collection)
@@ -291,7 +319,7 @@ class EdgeStore(Store):
 
         flt = edge_filter(filter)
         nearest = [E.Query.Nearest(_to_edge(p.vector), using=p.using) for p in probes]
-        params = [E.SearchParams(exact=True) if p.exact else None for p in probes]
+        params = [_search_params(p) for p in probes]
         if len(probes) == 1:
             request = E.QueryRequest(limit=limit, query=nearest[0], filter=flt, with_payload=payload,
                                      params=params[0])

@@ -1,0 +1,68 @@
+"""Vectors kept on disk and quantized: set by the spec, made so on each engine, searched with
+rescoring, kept by copy, and refused where they cannot be changed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import qinb
+from qinb.errors import ArgumentError, SpecConflictError
+
+COMPACT = {"text": qinb.Text("text", on_disk=True, quantization="int8"), "bm25": qinb.Bm25("text")}
+PLAIN = {"text": qinb.Text("text"), "bm25": qinb.Bm25("text")}
+
+
+def vector_config(client, collection: str) -> dict:
+    """The dense vector "text" as the engine was told to make it."""
+    if isinstance(client, qinb.EdgeStore):
+        return json.loads((client.path / collection / "shard" / "edge_config.json").read_text())[
+            "vectors"]["text"]
+    params = client.client.get_collection(collection).config.params.vectors["text"]
+    return json.loads(params.model_dump_json(exclude_none=True))
+
+
+def test_an_on_disk_int8_vector_is_made_so_and_finds_what_full_precision_finds(client, corpus):
+    corpus.qdrant.upsert("compact", vectors=COMPACT, client=client, progress=False)
+    corpus.qdrant.upsert("plain", vectors=PLAIN, client=client, progress=False)
+    config = vector_config(client, "compact")
+    assert config["on_disk"] is True
+    scalar = config["quantization_config"]
+    scalar = scalar.get("scalar", scalar.get("Scalar", scalar))  # the engines spell it apart
+    assert scalar["type"].lower() == "int8" and scalar["always_ram"] is True
+    assert "quantization_config" not in vector_config(client, "plain")
+    for query in ("red planet", "how to cook pasta", "rivers of europe"):
+        compact = qinb.search("compact", query, using="text", limit=5, client=client)
+        plain = qinb.search("plain", query, using="text", limit=5, client=client)
+        assert compact.index.tolist() == plain.index.tolist()
+    # the spec is saved with the collection, so search and a later upsert know it
+    again = corpus.qdrant.upsert("compact", vectors=COMPACT, client=client, progress=False)
+    assert (again.upserted, again.unchanged) == (0, len(corpus))
+    assert "on_disk=True" in repr(COMPACT["text"]) and "quantization='int8'" in repr(COMPACT["text"])
+
+
+def test_how_a_vector_is_kept_cannot_change_after_it_is_made(client, corpus):
+    corpus.qdrant.upsert("kept", vectors=PLAIN, client=client, progress=False)
+    with pytest.raises(SpecConflictError, match="set when it is created"):
+        corpus.qdrant.upsert("kept", vectors=COMPACT, client=client, progress=False)
+    more = {**PLAIN, "title": qinb.Text("topic", quantization="binary")}
+    with pytest.raises(SpecConflictError, match="upsert into a new collection with every vector"):
+        corpus.qdrant.upsert("kept", vectors=more, client=client, progress=False)
+    assert client.shape("kept").dense.keys() == {"text"}  # nothing was added
+
+
+def test_a_copy_keeps_the_vectors_on_disk_and_quantized(corpus, tmp_path):
+    store = qinb.connect(tmp_path / "a")
+    corpus.qdrant.upsert("compact", vectors=COMPACT, client=store, progress=False)
+    other = qinb.connect(tmp_path / "b")
+    qinb.copy("compact", source=store, to=other)
+    assert vector_config(other, "compact")["on_disk"] is True
+    assert "scalar" in json.dumps(vector_config(other, "compact")["quantization_config"]).lower()
+
+
+def test_storage_options_are_checked_when_the_spec_is_made():
+    with pytest.raises(ArgumentError, match="quantization must be one of None, 'int8', 'binary'"):
+        qinb.Text("text", quantization="int4")
+    with pytest.raises(ArgumentError, match="on_disk must be True or False"):
+        qinb.Text("text", on_disk="yes")
