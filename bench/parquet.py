@@ -1,0 +1,122 @@
+"""A Parquet file bigger than the memory it is given, into a collection, and back out.
+
+Writes a Parquet file of N rows of short texts (made a batch at a time, never whole), then, each
+in a fresh process with its own peak RSS: upserts it by path (dense + BM25) with the dense vector
+in RAM at full precision, and with ``on_disk=True, quantization="int8"``; and reads the
+collection back to a Parquet file with ``qinb.read``. The dense vector comes from the STAND-IN
+CLIP text model (512-d, tiny and fast, meaningless vectors through fastembed's real path): real
+inference of a million rows would take hours here. BM25 is real.
+
+    .venv/bin/python bench/parquet.py [200000 1000000]
+    .venv/bin/python bench/parquet.py --limit-mb 1500 1000000    # under a hard memory limit
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from _child import AnonPeak, report, run
+
+import qinb
+
+WORK = Path(os.environ.get("QINB_BENCH_DIR") or tempfile.gettempdir()) / "qinb-bench-parquet"
+
+
+def make_file(rows: int) -> Path:
+    """The source file: text, a number and a topic per row, written 100k rows at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = WORK / f"rows-{rows}.parquet"
+    if path.exists():
+        return path
+    WORK.mkdir(parents=True, exist_ok=True)
+    words = " ".join(qinb.datasets.python_topics()["text"]).split()
+    schema = pa.schema([("text", pa.string()), ("n", pa.int64()), ("topic", pa.string())])
+    with pq.ParquetWriter(str(path) + ".part", schema) as writer:
+        for first in range(0, rows, 100_000):
+            ids = range(first, min(rows, first + 100_000))
+            at = [(i * 11) % (len(words) - 20) for i in ids]
+            writer.write_table(pa.table({
+                "text": [" ".join(words[a:a + 12]) + f" #{i}" for i, a in zip(ids, at, strict=True)],
+                "n": list(ids), "topic": [f"topic{i % 20}" for i in ids]}, schema=schema),
+                row_group_size=100_000)
+    os.replace(str(path) + ".part", path)
+    return path
+
+
+def upsert(rows: int, compact: bool, limit_mb: int) -> dict[str, float]:
+    import qinb.standin
+
+    if limit_mb:  # a hard limit on the address space: past it, allocation fails
+        resource.setrlimit(resource.RLIMIT_AS, (limit_mb * 2**20, limit_mb * 2**20))
+    os.environ["QINB_CACHE"] = tempfile.mkdtemp()
+    qinb.standin.register_clip(tempfile.mkdtemp())
+    store = qinb.connect(WORK / f"store-{rows}-{'compact' if compact else 'ram'}")
+    store.delete("c") if store.exists("c") else None
+    text = qinb.Text("text", model=qinb.models.CLIP_TEXT, on_disk=compact,
+                     quantization="int8" if compact else None)
+    anon = AnonPeak()
+    start = time.perf_counter()
+    done = qinb.upsert(make_file(rows), "c", client=store, progress=False,
+                       vectors={"text": text, "bm25": qinb.Bm25("text")})
+    seconds = time.perf_counter() - start
+    assert store.count("c") == rows and done.upserted == rows
+    store.close()
+    return {"seconds": seconds, "anon_mb": anon.stop()}
+
+
+def read_back(rows: int) -> dict[str, float]:
+    store = qinb.connect(WORK / f"store-{rows}-compact")
+    anon = AnonPeak()
+    start = time.perf_counter()
+    path = qinb.read("c", client=store, to=WORK / f"back-{rows}.parquet", progress=False)
+    seconds = time.perf_counter() - start
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(path).metadata.num_rows == rows
+    store.close()
+    return {"seconds": seconds, "anon_mb": anon.stop()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run", type=int)
+    parser.add_argument("--what", choices=["ram", "compact", "read"], default="compact")
+    parser.add_argument("--limit-mb", type=int, default=0)
+    parser.add_argument("rows", nargs="*", type=int, default=[200_000, 1_000_000])
+    args = parser.parse_args()
+    if args.run:
+        report(read_back(args.run) if args.what == "read" else
+               upsert(args.run, args.what == "compact", args.limit_mb))
+        return
+    for n in args.rows:
+        make_file(n)
+    print("rows       file MB   what                  seconds   peak RSS MB   peak anonymous MB")
+    got: dict[tuple[int, str], dict[str, float]] = {}
+    for n in args.rows:
+        size = (WORK / f"rows-{n}.parquet").stat().st_size / 2**20
+        for what in ("ram", "compact", "read"):
+            extra = ["--what", what] + (["--limit-mb", str(args.limit_mb)] if what == "compact"
+                                        and args.limit_mb else [])
+            r = got[n, what] = run(Path(__file__), str(n), *extra)
+            label = {"ram": "upsert, in RAM", "compact": "upsert, on disk + int8",
+                     "read": "qinb.read to Parquet"}[what]
+            print(f"{n:>9,d}  {size:8.0f}   {label:<22} {r['seconds']:7.0f}  {r['rss_mb']:12.0f}"
+                  f"  {r['anon_mb']:18.0f}", flush=True)
+    first, last = args.rows[0], args.rows[-1]
+    for what in ("ram", "compact", "read"):
+        print(f"{what}: {last // first}x the rows, peak RSS x"
+              f"{got[last, what]['rss_mb'] / got[first, what]['rss_mb']:.2f}, anonymous x"
+              f"{got[last, what]['anon_mb'] / got[first, what]['anon_mb']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
