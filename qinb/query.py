@@ -30,6 +30,7 @@ FUSIONS = ("rrf", "dbsf")
 # candidates each vector of a fused query fetches: fixed, so that the first k hits do not
 # change with how many are asked for (up to DEPTH)
 DEPTH = 100
+TIE_MARGIN = 10  # candidates past the cut a single-vector query fetches, to see a tie there whole
 
 
 def to_filter(where: models.Filter | Mapping[str, Any] | None) -> models.Filter | None:
@@ -203,17 +204,22 @@ def nearest(store: Store, collection: str, probes: Sequence[Probe], *, limit: in
     """The hits of one query: one probe alone, or several fused, each fetching ``DEPTH``
     candidates (``limit`` where that is more).
 
-    Fused scores tie often (RRF adds ranks: 3rd and 5th scores as 5th and 3rd), and an engine
-    cuts ties at ``limit`` in no fixed order, so the first hits could change with ``limit``.
-    A fused query therefore takes every candidate, orders ties by point id, and only then cuts.
+    Scores tie often (BM25 on templated texts; RRF adds ranks: 3rd and 5th scores as 5th and
+    3rd), and an engine cuts ties at ``limit`` in its own physical order, which a copy or a
+    reopened store changes. So candidates are taken without payloads until the whole tie at
+    the cut is seen, ordered by score and then point id, and only then cut; the payloads of
+    the hits kept are read after.
     """
-    if len(probes) == 1:
-        # exact ties (two rows sharing their best passage) come in the same order every time
-        found = store.query(collection, probes, limit=limit, filter=filter, depth=max(DEPTH, limit))
-        return sorted(found, key=_order)
     depth = max(DEPTH, limit)
-    pool = store.query(collection, probes, limit=depth * len(probes), filter=filter,
-                       fusion=fusion, depth=depth, payload=False)
-    chosen = sorted(pool, key=_order)[:limit]
+    fetch = depth * len(probes) if len(probes) > 1 else limit + TIE_MARGIN
+    while True:
+        pool = sorted(store.query(collection, probes, limit=fetch, filter=filter,
+                                  fusion=fusion if len(probes) > 1 else None, depth=depth,
+                                  payload=False), key=_order)
+        # the tie at the cut may go on past what was fetched: fetch more until it ends
+        if len(pool) < fetch or len(pool) <= limit or pool[limit - 1].score != pool[-1].score:
+            break
+        fetch *= 4
+    chosen = pool[:limit]
     payloads = {r.id: r.payload for r in store.retrieve(collection, [h.id for h in chosen])}
     return [Hit(h.id, h.score, payloads.get(h.id, {})) for h in chosen]

@@ -77,3 +77,22 @@ def test_the_first_hits_do_not_change_with_the_limit(client, docs, using, fusion
         assert list(twenty["id"][:10]) == list(ten["id"])
         assert list(ten["id"][:3]) == list(three["id"])
         pd.testing.assert_series_equal(twenty["score"][:10], ten["score"], check_names=False)
+
+
+def test_rows_tied_at_the_cut_come_back_the_same_after_a_copy(tmp_path):
+    # templated texts: many rows share one BM25 score, and the cut at limit falls inside the tie
+    df = pd.DataFrame({"text": [f"ticket {i}: printer is out of paper" for i in range(60)]})
+    vectors = {"bm25": qinb.Bm25("text", avg_len=6)}
+    store = qinb.connect(tmp_path / "a")
+    # written in a shuffled order, so the engine's physical order is not the id order
+    shuffled = df.sample(frac=1, random_state=3)
+    shuffled.qdrant.upsert("tickets", vectors=vectors, client=store, progress=False)
+    other = qinb.connect(tmp_path / "b")
+    qinb.copy("tickets", to=other, source=store)
+    first = qinb.search("tickets", "printer paper", using="bm25", limit=5, client=store)
+    assert first["score"].nunique() == 1  # all tied
+    again = qinb.search("tickets", "printer paper", using="bm25", limit=5, client=other)
+    assert first.index.tolist() == again.index.tolist() == sorted(first.index, key=str)
+    # and the first five of limit=20 are the hits of limit=5
+    more = qinb.search("tickets", "printer paper", using="bm25", limit=20, client=other)
+    assert more.index[:5].tolist() == first.index.tolist()

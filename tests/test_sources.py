@@ -89,9 +89,7 @@ def test_every_source_gives_the_points_a_pandas_frame_gives(kind, client, tmp_pa
     assert stored(client, "from-source") == stored(client, "from-pandas")
     hits = qinb.search("from-source", "violin near the garden", using="bm25", limit=5, client=client)
     again = qinb.search("from-pandas", "violin near the garden", using="bm25", limit=5, client=client)
-    # the same scores; which of two rows tied at the cut comes back is the engine's choice
-    assert hits["score"].round(5).tolist() == again["score"].round(5).tolist() and len(hits) == 5
-    assert hits.index[:3].tolist() == again.index[:3].tolist()
+    assert hits.index.tolist() == again.index.tolist() and len(hits) == 5  # ties too
     # the same source again: nothing changed, nothing embedded
     rerun = qinb.upsert(as_source(kind, df, tmp_path), "from-source", vectors=VECTORS,
                         client=client, progress=False)
