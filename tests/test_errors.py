@@ -266,3 +266,19 @@ def test_like_an_unknown_label_names_the_label(client, corpus):
                                      "it maps to, '")
     with pytest.raises(qinb.QueryError, match="and df= to look labels up in your frame"):
         qinb.search("c", like="zzz", client=client)
+
+
+@pytest.mark.parametrize("call", [
+    lambda tmp: qinb.connect(tmp / "s", url="http://localhost:6333"),
+    lambda tmp: qinb.connect(tmp / "s", cloud_inference=True),
+    lambda tmp: qinb.connect(tmp / "s", engine="sqlite"),
+    lambda tmp: qinb.search("c", "q", client="not a store"),
+    lambda tmp: qinb.copy("c", to=qinb.connect(tmp / "s"), source=qinb.connect(tmp / "s")),
+    lambda tmp: qinb.upsert(pd.DataFrame({"t": ["a"]}), "c", vectors={"t": qinb.Bm25("t")},
+                            errors="ignore"),
+    lambda tmp: qinb.read("c", client=3),
+])
+def test_a_bad_argument_is_an_error_of_qinbs_tree(call, tmp_path):
+    # a notebook that catches qinb.QinbError catches every mistake qinb names
+    with pytest.raises(qinb.ArgumentError):
+        call(tmp_path)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from qdrant_client import QdrantClient
 
-from qinb.errors import StoreLockedError
+from qinb.errors import ArgumentError, StoreLockedError
 from qinb.store.base import Store
 from qinb.store.client import ClientStore
 from qinb.store.edge import EdgeStore
@@ -68,13 +68,13 @@ def connect(path: str | os.PathLike[str] | None = None, *, url: str | None = Non
     """
     if url is not None:
         if path is not None:
-            raise ValueError("pass either path= (embedded store) or url= (server), not both")
+            raise ArgumentError("pass either path= (embedded store) or url= (server), not both")
         client = QdrantClient(url=url, api_key=api_key, cloud_inference=cloud_inference, **kwargs)
         return ClientStore(client, where=url)
     if cloud_inference:
-        raise ValueError("cloud_inference=True needs a server: pass url= and api_key=")
+        raise ArgumentError("cloud_inference=True needs a server: pass url= and api_key=")
     if engine not in (None, "edge", "local"):
-        raise ValueError(f"engine must be 'edge' or 'local', not {engine!r}")
+        raise ArgumentError(f"engine must be 'edge' or 'local', not {engine!r}")
     if str(path) == ":memory:":
         return ClientStore(QdrantClient(location=":memory:", **kwargs), where=":memory:")
     where = Path(path).expanduser() if path is not None else default_path()
@@ -115,7 +115,7 @@ def as_store(client: Store | QdrantClient | None) -> Store:
             if client not in _wrapped:
                 _wrapped[client] = ClientStore(client)
             return _wrapped[client]
-    raise TypeError(f"client= takes a store from qinb.connect() or a QdrantClient, "
+    raise ArgumentError(f"client= takes a store from qinb.connect() or a QdrantClient, "
                     f"not {type(client).__name__}")
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from qdrant_client import QdrantClient
 
-from qinb.errors import SpecConflictError, StoreError
+from qinb.errors import ArgumentError, SpecConflictError, StoreError
 from qinb.spec import scrub_metadata
 from qinb.store.base import Point, Store
 
@@ -53,7 +53,7 @@ def copy(collection: str, *, to: Store | QdrantClient, source: Store | QdrantCli
     src, dst = as_store(source), as_store(to)
     name = name or collection
     if src is dst and name == collection:
-        raise ValueError("copy needs another store (to=) or another name (name=)")
+        raise ArgumentError("copy needs another store (to=) or another name (name=)")
     shape = src.shape(collection)  # raises CollectionError naming the store
     metadata = scrub_metadata(shape.metadata)  # credentials an older qinb saved stay behind
     if not dst.exists(name):
