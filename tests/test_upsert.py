@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from qdrant_client import models
 
 import qinb
@@ -262,3 +263,16 @@ def test_long_texts_are_batched_by_tokens_and_keep_their_order(client):
     # each row got its own vector back, in order: a text finds itself first
     for i in (0, 17, 59):
         assert df.qdrant.search("long", texts[i], client=client, limit=1).index[0] == i
+
+
+def test_an_empty_source_says_so_and_leaves_no_collection(client):
+    empty = pd.DataFrame({"text": pd.Series([], dtype=object)})
+    with pytest.warns(qinb.QinbWarning, match="the source has 0 rows, so the collection was not"):
+        report = empty.qdrant.upsert("nothing", vectors=VECTORS, client=client, progress=False)
+    assert (report.rows, report.upserted, report.created) == (0, 0, False)
+    assert not client.exists("nothing")
+    bad = pd.DataFrame({"text": ["", None]})
+    with pytest.warns(qinb.QinbWarning, match="2 rows, all of them failed"):
+        report = bad.qdrant.upsert("nothing", vectors=VECTORS, client=client, progress=False,
+                                   errors="skip")
+    assert report.failed_rows == 2 and not client.exists("nothing")

@@ -18,7 +18,7 @@ import pandas as pd
 from qdrant_client import QdrantClient, models
 
 from qinb.embed import Embedder
-from qinb.errors import ArgumentError, InvalidRowsError
+from qinb.errors import ArgumentError, InvalidRowsError, warn
 from qinb.ingest.changes import diff, points, stored_state
 from qinb.ingest.plan import Plan, SeenIds, failed_frame, fit, make_plan, refusal
 from qinb.ingest.report import UpsertReport, warn_truncated
@@ -208,6 +208,13 @@ def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str
     report.failed = pd.concat([f for f in failed if len(f)] or [failed[0]], ignore_index=True)
     if report.upserted:
         store.finish(collection, progress)
+    elif created:
+        # nothing asked for an empty collection: none is left behind
+        _discard_if_empty(store, collection, created, 0)
+        report.created = False
+        warn(f"nothing was upserted into {collection!r}: the source has {report.rows} rows"
+             f"{f', all of them failed (see report.failed)' if report.rows else ''}, so the "
+             "collection was not created")
     report.add_counts(counts)
     warn_truncated(report)
     return report
