@@ -213,7 +213,7 @@ def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str
         _discard_if_empty(store, collection, created, 0)
         report.created = False
         warn(f"nothing was upserted into {collection!r}: the source has {report.rows} rows"
-             f"{f', all of them failed (see report.failed)' if report.rows else ''}, so the "
+             f"{', all of them failed (see report.failed)' if report.rows else ''}, so the "
              "collection was not created")
     report.add_counts(counts)
     warn_truncated(report)
