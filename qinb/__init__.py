@@ -10,7 +10,9 @@ from __future__ import annotations
 import typing
 
 from qinb import _accessor, cache, datasets, models
+from qinb._evaluate import evaluate, query_scores
 from qinb._read import read
+from qinb._search import search
 from qinb.errors import (
     ArgumentError,
     CollectionError,
@@ -26,10 +28,8 @@ from qinb.errors import (
     StoreError,
     StoreLockedError,
 )
-from qinb.evaluate import evaluate, query_scores
 from qinb.ingest import UpsertReport, to_points, upsert
 from qinb.query import to_filter
-from qinb.search import search
 from qinb.spec import Bm25, Image, Text
 from qinb.store import ClientStore, EdgeStore, Store, connect, copy, default_path
 from qinb.viz import plot_hits, plot_map, plot_scores

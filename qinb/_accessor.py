@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from qinb import ingest, search
+from qinb import _search, ingest
 
 
 @pd.api.extensions.register_dataframe_accessor("qdrant")
@@ -28,7 +28,7 @@ class QdrantAccessor:
 
     def search(self, collection: str, query: Any = None, **kwargs: Any) -> pd.DataFrame:
         """Same as :func:`qinb.search`; ``like=`` may be a row label of this DataFrame."""
-        return search.search(collection, query, df=self._df, **kwargs)
+        return _search.search(collection, query, df=self._df, **kwargs)
 
     def widget(self, collection: str, **kwargs: Any) -> Any:
         """Same as :func:`qinb.widget`: a search widget whose hits are this DataFrame's rows."""
@@ -50,7 +50,7 @@ class PolarsNamespace:
 
     def search(self, collection: str, query: Any = None, **kwargs: Any) -> pd.DataFrame:
         """Same as :func:`qinb.search` on the collection this frame went into."""
-        return search.search(collection, query, **kwargs)
+        return _search.search(collection, query, **kwargs)
 
 
 if importlib.util.find_spec("polars") is not None:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from qinb.evaluate import Judged, judged_hits
+from qinb._evaluate import Judged, judged_hits
+from qinb._search import PASSAGE_COLUMNS, SCORE_PREFIX
 from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
-from qinb.search import PASSAGE_COLUMNS, SCORE_PREFIX
 from qinb.spec import Spec
 from qinb.store import Store, sample_payloads
 

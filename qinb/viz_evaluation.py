@@ -43,7 +43,7 @@ def plot_evaluation(result: pd.DataFrame, *, compare: tuple[str, str] | None = N
     require("matplotlib", "plots")
     import matplotlib.pyplot as plt
 
-    from qinb.evaluate import query_scores
+    from qinb._evaluate import query_scores
 
     if result.empty or "using" not in result.columns:
         raise ArgumentError("plot_evaluation takes what qinb.evaluate returned")

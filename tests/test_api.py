@@ -23,6 +23,22 @@ def test_all_is_sorted_and_complete():
         assert hasattr(qinb, name), name
 
 
+def test_no_public_function_shares_its_name_with_a_module():
+    # qinb.search the function made qinb.search the module unreachable; implementation modules
+    # are private (qinb._search), so each name means one thing
+    import importlib
+    import pkgutil
+
+    functions = {n for n in qinb.__all__ if callable(getattr(qinb, n)) and
+                 not inspect.ismodule(getattr(qinb, n))}
+    for package in (qinb, qinb.store):
+        modules = {m.name for m in pkgutil.iter_modules(package.__path__)}
+        assert not functions & modules, functions & modules
+    assert importlib.import_module("qinb._search").search is qinb.search
+    assert importlib.import_module("qinb._evaluate").evaluate is qinb.evaluate
+    assert importlib.import_module("qinb.store._copy").copy is qinb.copy is qinb.store.copy
+
+
 def test_every_accessor_method_has_a_plain_function_twin():
     accessor = pd.DataFrame().qdrant
     for name in ("upsert", "search", "to_points", "widget"):

@@ -10,10 +10,10 @@ Nothing outside this package knows which engine it talks to.
 from __future__ import annotations
 
 from qinb.store._connect import as_store, close_all, connect, default_path
+from qinb.store._copy import copy
 from qinb.store.base import Hit, Point, PointId, Probe, Record, Shape, Store
 from qinb.store.client import ClientStore
 from qinb.store.collection import dense_vectors, ensure_collection, sample_payloads, saved_specs
-from qinb.store.copy import copy
 from qinb.store.edge import EdgeStore
 
 __all__ = [

@@ -12,11 +12,11 @@ from typing import Any
 import pandas as pd
 
 from qinb import cards
+from qinb._evaluate import Judged, judgements
+from qinb._search import PASSAGE_COLUMNS
+from qinb._search import search as run_search
 from qinb.errors import QinbError, require
-from qinb.evaluate import Judged, judgements
 from qinb.images import THUMBNAIL_SUFFIX, ImageCellError, load, thumbnail_column
-from qinb.search import PASSAGE_COLUMNS
-from qinb.search import search as run_search
 from qinb.spec import Bm25, Image
 from qinb.store import as_store, saved_specs
 from qinb.viz import display_urls, hit_images, thumbnail
