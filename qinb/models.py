@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import hashlib
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,7 +215,8 @@ def _load(modality: str, name: str, runtime: tuple[tuple[str, Any], ...]) -> Any
         offline = kwargs["local_files_only"] = True
     cls = TextEmbedding if modality == "text" else ImageEmbedding
     try:
-        return cls(name, **kwargs)
+        with _fastembed_quiet():
+            return cls(name, **kwargs)
     except Exception as exc:
         where = (f"from {local}" if local else
                  "from fastembed's cache (the Hugging Face hub is unreachable)" if offline else
@@ -230,6 +233,22 @@ def _load(modality: str, name: str, runtime: tuple[tuple[str, Any], ...]) -> Any
         raise ModelError(
             f"cannot load model {name!r} {where}: {type(exc).__name__}: {str(exc).rstrip('.')}. "
             f"{advice}.") from exc
+
+
+@contextlib.contextmanager
+def _fastembed_quiet() -> Iterator[None]:
+    """fastembed's own logging off while it loads a model: where loading fails it logs ERROR
+    lines before raising, and qinb raises a ModelError that says what failed and what to do."""
+    try:
+        from loguru import logger
+    except ImportError:  # a fastembed that logs otherwise
+        yield
+        return
+    logger.disable("fastembed")
+    try:
+        yield
+    finally:
+        logger.enable("fastembed")
 
 
 @functools.lru_cache(maxsize=8)

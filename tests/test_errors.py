@@ -65,7 +65,7 @@ def test_unknown_model_lists_close_matches(client, corpus):
     (True, "by download (no local directory)"),
 ], ids=["hub-unreachable", "download-fails"])
 def test_a_model_without_local_weights_says_what_to_set(client, corpus, monkeypatch, tmp_path,
-                                                        hub, where):
+                                                        hub, where, capfd):
     # a real model name with no local directory and nothing in fastembed's cache
     from qinb import models
 
@@ -76,6 +76,8 @@ def test_a_model_without_local_weights_says_what_to_set(client, corpus, monkeypa
         corpus.qdrant.upsert("x", vectors={"t": spec}, client=client, progress=False)
     msg = str(err.value)
     assert f"cannot load model 'BAAI/bge-small-en-v1.5' {where}" in msg
+    # qinb's error alone: no logging of fastembed's printed before it (issue 18, item 8)
+    assert "ERROR" not in capfd.readouterr().err
     assert "QINB_MODELS" in msg and "register_local" in msg
     # a failed upsert leaves no collection behind, so the corrected retry is not a conflict
     assert not client.exists("x")
