@@ -9,10 +9,10 @@ from typing import Any, Literal
 import pandas as pd
 from qdrant_client import QdrantClient, models
 
-from qinb.errors import ArgumentError, QueryError, require
+from qinb.errors import ArgumentError, QueryError, require, warn
 from qinb.objects import point_id
 from qinb.query import FUSIONS, nearest, probes, resolve_queries, to_filter, vector_names
-from qinb.store import Store, as_store, saved_specs
+from qinb.store import ROW_KEY, Store, as_store, saved_specs
 
 __all__ = ["Judged", "evaluate", "judged_hits", "judgements", "metric_columns", "query_scores"]
 
@@ -74,6 +74,29 @@ def _judgements(qrels: pd.DataFrame, queries: pd.Series, df: pd.DataFrame | None
     if not judged:
         raise QueryError("no qrels row names a query of queries=; check the 'query' column")
     return judged
+
+
+def _check_stored(store: Store, collection: str, qrels: pd.DataFrame, df: pd.DataFrame | None,
+                  id_column: str | None) -> None:
+    """Judged rows that are not in the collection count as never found, so a 'row' column of
+    other labels (page names where row labels are expected) would score zeros without a word:
+    say it, with what the collection's row labels look like."""
+    ids = list(dict.fromkeys(_point_of(row, df, id_column) for row in qrels["row"]))
+    found = {r.id for start in range(0, len(ids), 1000)
+             for r in store.retrieve(collection, ids[start:start + 1000], payload=False)}
+    if found and len(found) == len(ids):
+        return
+    missing = [row for row, pid in zip(qrels["row"], (_point_of(r, df, id_column) for r in
+                                                       qrels["row"]), strict=True) if pid not in found]
+    if not found:
+        sample, _ = store.scroll(collection, limit=3, payload=[ROW_KEY])
+        labels = [r.payload.get(ROW_KEY, r.id) for r in sample]
+        raise QueryError(
+            f"none of the {len(ids)} rows the qrels judge is in {collection!r} (the first: "
+            f"{missing[0]!r}); its rows are labelled like {labels}. The 'row' column must hold "
+            "those labels: the upserted DataFrame's index, or id_column's values")
+    warn(f"{len(ids) - len(found)} of the {len(ids)} rows the qrels judge are not in "
+         f"{collection!r} (the first: {missing[0]!r}); they count as relevant rows never found")
 
 
 def _point_of(row: Hashable, df: pd.DataFrame | None, id_column: str | None) -> int | str:
@@ -144,6 +167,7 @@ def evaluate(collection: str, queries: pd.Series | pd.DataFrame, qrels: pd.DataF
     names = list(dict.fromkeys(n for group, _ in configs for n in group))
     vector_names(specs, names, collection)  # a QueryError naming an unknown vector
     judged = _judgements(qrels, texts, df, id_column)
+    _check_stored(store, collection, qrels, df, id_column)
     flt = to_filter(filter)
     runs: dict[tuple[tuple[str, ...], str], dict[str, dict[str, float]]] = {c: {} for c in configs}
     asked = [q for q in texts.index if str(q) in judged]

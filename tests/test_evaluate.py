@@ -104,6 +104,15 @@ def test_mistakes_in_the_labelled_set_say_what_to_fix(fruit, client):
     with pytest.raises(qinb.ArgumentError, match="fusion must be 'rrf' or 'dbsf'"):
         qinb.evaluate("fruit", queries, pd.DataFrame({"query": ["q"], "row": ["d1"]}),
                       fusion="mean", client=client)
+    # the texts where the row labels belong: no judged row is in the collection
+    with pytest.raises(qinb.QueryError, match=r"none of the 2 rows .* labelled like \['d"):
+        qinb.evaluate("fruit", queries, pd.DataFrame({"query": ["q", "q"],
+                                                      "row": ["apple", "cherry"]}), client=client)
+    with pytest.warns(qinb.QinbWarning, match="1 of the 2 rows the qrels judge are not in 'fruit'"):
+        result = qinb.evaluate("fruit", queries, pd.DataFrame({"query": ["q", "q"],
+                                                               "row": ["d1", "d9"]}),
+                               client=client, progress=False)
+    assert result["recall@100"].iloc[0] == 0.5  # d9 counts as relevant and never found
 
 
 def test_bm25_fitted_to_the_data_measures_once_and_keeps_the_saved_length(client):
