@@ -127,6 +127,8 @@ def test_bm25_fitted_to_the_data_measures_once_and_keeps_the_saved_length(client
     more = pd.concat([df, pd.DataFrame({"text": ["one very long sentence " * 20]}, index=[3])])
     report = more.qdrant.upsert("fit", vectors=spec, client=client, progress=False)
     assert (report.unchanged, report.upserted) == (3, 1)
+    assert report.avg_len == {"bm25": pytest.approx(2.67, abs=0.01)}
+    assert "vector 'bm25': BM25 avg_len 2.7 tokens (fitted)" in str(report)
     assert client.shape("fit").metadata["qinb"]["vectors"]["bm25"]["options"] == saved
     assert qinb.search("fit", "pear", client=client).index.tolist() == [1]
     points = more.qdrant.to_points(vectors=spec)
@@ -134,3 +136,15 @@ def test_bm25_fitted_to_the_data_measures_once_and_keeps_the_saved_length(client
         qinb.Bm25("text").measure(more["text"].tolist()))
     with pytest.raises(qinb.ArgumentError, match="avg_len must be a positive number"):
         qinb.Bm25("text", avg_len="mean")
+
+
+def test_fitting_bm25_on_a_collection_made_with_the_default_length_is_a_conflict(client):
+    # as avg_len=900 is: the stored vectors were made with another length (issue 18, item 5)
+    df = pd.DataFrame({"text": ["red apples", "green pear trees"]})
+    df.qdrant.upsert("default", vectors={"bm25": qinb.Bm25("text")}, client=client, progress=False)
+    for other in ("auto", 900):
+        with pytest.raises(qinb.SpecConflictError, match=r"default avg_len|'avg_len': 900"):
+            df.qdrant.upsert("default", vectors={"bm25": qinb.Bm25("text", avg_len=other)},
+                             client=client, progress=False)
+    assert client.shape("default").metadata["qinb"]["vectors"]["bm25"]["options"] == {
+        "language": "english"}

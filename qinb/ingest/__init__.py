@@ -162,7 +162,10 @@ def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str
     local = {n: s for n, s in specs.items() if not store.cloud or (isinstance(s, Text) and s.chunked)}
     created = ensure_collection(store, collection, specs, id_column,
                                 prepare=(lambda: _load_models(local)) if local else None)
-    report = UpsertReport(collection=collection, created=created)
+    report = UpsertReport(collection=collection, created=created, avg_len={
+        n: float(s.avg_len) for n, s in specs.items()
+        if isinstance(s, Bm25) and isinstance(first.vectors[n], Bm25)
+        and first.vectors[n].avg_len == "auto" and s.avg_len is not None})
     # one chunk: a bar per vector's embedding; more: the row bar alone, without a bar per chunk
     embedder = Embedder(progress=progress and source.whole and len(first.valid) <= CHUNK_ROWS)
     counts: dict[str, Counter[str]] = {name: Counter() for name in specs}

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from qinb.embed import Item
-from qinb.errors import ArgumentError, InvalidRowsError
+from qinb.errors import ArgumentError, InvalidRowsError, SpecConflictError
 from qinb.images import ImageCell, thumbnail_column
 from qinb.objects import (
     MAX_POINT_ID,
@@ -219,6 +219,15 @@ def fit(plan: Plan, store: Store | None = None, collection: str = "") -> dict[st
         if isinstance(spec, Bm25) and spec.avg_len == "auto":
             if name in saved:
                 length = (saved[name].get("options") or {}).get("avg_len")
+                if length is None:
+                    # made with Qdrant's default length: fitting one now would score the new
+                    # rows by another length than the stored ones, as avg_len=<number> would
+                    raise SpecConflictError(
+                        f"vector {name!r} of collection {collection!r} was made with Qdrant's "
+                        "default avg_len (256 tokens), and avg_len='auto' would fit another; "
+                        "every BM25 vector would have to change, so nothing was written. Pass "
+                        "avg_len=None to keep the default, or upsert into a new collection to "
+                        "fit one")
             else:
                 length = spec.measure(plan.df[spec.column].iloc[plan.valid].tolist())
             out[name] = replace(spec, avg_len=length)

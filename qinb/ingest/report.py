@@ -51,6 +51,9 @@ class UpsertReport:
         several problems.
     failed_rows : int
         Rows not stored because of a problem; ``upserted + unchanged + failed_rows == rows``.
+    avg_len : dict of str to float
+        The length each ``Bm25(avg_len="auto")`` vector uses: measured on the rows when it is
+        created, the saved one after.
     vectors : DataFrame
         Per named vector: ``objects``, ``embedded``, ``cached``, ``passages``, ``truncated``
         and ``longest`` (tokens of the longest truncated text).
@@ -72,6 +75,7 @@ class UpsertReport:
     truncated: int = 0
     shared: int = 0
     windows: dict[str, int] = field(default_factory=dict, repr=False)
+    avg_len: dict[str, float] = field(default_factory=dict)
 
     def __str__(self) -> str:
         lines = [
@@ -83,6 +87,8 @@ class UpsertReport:
             f"{self.cached} from the cache"
             + (f", {self.shared} shared by identical cells" if self.shared else ""),
         ]
+        for name, length in self.avg_len.items():
+            lines.append(f"vector {name!r}: BM25 avg_len {length:.1f} tokens (fitted)")
         if self.passages:
             lines.append(f"passages: {self.passages} (chunked vectors: "
                          f"{', '.join(self._chunked())})")
