@@ -162,10 +162,7 @@ def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str
     local = {n: s for n, s in specs.items() if not store.cloud or (isinstance(s, Text) and s.chunked)}
     created = ensure_collection(store, collection, specs, id_column,
                                 prepare=(lambda: _load_models(local)) if local else None)
-    report = UpsertReport(collection=collection, created=created, avg_len={
-        n: float(s.avg_len) for n, s in specs.items()
-        if isinstance(s, Bm25) and isinstance(first.vectors[n], Bm25)
-        and first.vectors[n].avg_len == "auto" and s.avg_len is not None})
+    report = UpsertReport(collection=collection, created=created, avg_len=_fitted(first, specs))
     # one chunk: a bar per vector's embedding; more: the row bar alone, without a bar per chunk
     embedder = Embedder(progress=progress and source.whole and len(first.valid) <= CHUNK_ROWS)
     counts: dict[str, Counter[str]] = {name: Counter() for name in specs}
@@ -221,6 +218,13 @@ def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str
     report.add_counts(counts)
     warn_truncated(report)
     return report
+
+
+def _fitted(plan: Plan, specs: Mapping[str, Spec]) -> dict[str, float]:
+    """The length each ``Bm25(avg_len="auto")`` vector was given."""
+    return {n: float(s.avg_len) for n, s in specs.items() if isinstance(s, Bm25)
+            and getattr(plan.vectors[n], "avg_len", None) == "auto"
+            and isinstance(s.avg_len, (int, float))}
 
 
 def _add(counts: dict[str, Counter[str]], resolved: Resolved, report: UpsertReport) -> None:

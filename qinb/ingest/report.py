@@ -87,8 +87,8 @@ class UpsertReport:
             f"{self.cached} from the cache"
             + (f", {self.shared} shared by identical cells" if self.shared else ""),
         ]
-        for name, length in self.avg_len.items():
-            lines.append(f"vector {name!r}: BM25 avg_len {length:.1f} tokens (fitted)")
+        for fitted, length in self.avg_len.items():
+            lines.append(f"vector {fitted!r}: BM25 avg_len {length:.1f} tokens (fitted)")
         if self.passages:
             lines.append(f"passages: {self.passages} (chunked vectors: "
                          f"{', '.join(self._chunked())})")
