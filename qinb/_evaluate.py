@@ -156,7 +156,8 @@ def evaluate(collection: str, queries: pd.Series | pd.DataFrame, qrels: pd.DataF
     """
     require("pytrec_eval", "evaluate")
     import pytrec_eval
-    from tqdm.auto import tqdm
+
+    from qinb.progress import progress_bar
 
     if k < 1 or deep < k:
         raise ArgumentError(f"k must be at least 1 and deep at least k; got k={k}, deep={deep}")
@@ -171,7 +172,7 @@ def evaluate(collection: str, queries: pd.Series | pd.DataFrame, qrels: pd.DataF
     flt = to_filter(filter)
     runs: dict[tuple[tuple[str, ...], str], dict[str, dict[str, float]]] = {c: {} for c in configs}
     asked = [q for q in texts.index if str(q) in judged]
-    for qid in tqdm(asked, desc="evaluating", unit="query", disable=not progress or len(asked) < 2):
+    for qid in progress_bar(asked, desc="evaluating", unit="query", disable=not progress or len(asked) < 2):
         vectors = resolve_queries(specs, names, texts[qid], store.cloud)  # once per vector
         for group, f in configs:
             # the query path of qinb.search, so these rankings are what search returns

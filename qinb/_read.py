@@ -93,11 +93,11 @@ def _vector_names(vectors: bool | Sequence[str], have: list[str], collection: st
 
 def _pages(store: Store, collection: str, columns: Sequence[str] | None, names: list[str],
            flt: models.Filter | None, progress: bool) -> Iterator[pd.DataFrame]:
-    from tqdm.auto import tqdm
+    from qinb.progress import progress_bar
 
     payload: bool | list[str] = True if columns is None else [*columns, ROW_KEY]
     total = store.count(collection) if flt is None else None
-    with tqdm(total=total, desc=f"reading {collection!r}", unit="point",
+    with progress_bar(total=total, desc=f"reading {collection!r}", unit="point",
               disable=not progress or (total is not None and total < PAGE)) as bar:
         for records, _ in store.pages(collection, page=PAGE, payload=payload,
                                       vectors=names or False, filter=flt):

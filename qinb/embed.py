@@ -113,10 +113,11 @@ class Embedder:
 
     def _embed(self, items: list[Item], runtime: dict[str, Any], *, query: bool,
                desc: str) -> list[Vector]:
-        from tqdm.auto import tqdm
+        from qinb.progress import progress_bar
 
         out: list[Vector | None] = [None] * len(items)
-        bar = tqdm(total=len(items), desc=desc, unit="obj", disable=not self.progress or len(items) < 2)
+        bar = progress_bar(total=len(items), desc=desc, unit="obj",
+                           disable=not self.progress or len(items) < 2)
         try:
             for batch in _batches(items):
                 vectors = _embed_batch([items[i] for i in batch], runtime, query=query)

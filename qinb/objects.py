@@ -193,7 +193,7 @@ def cell_items(series: pd.Series, positions: Sequence[int], spec: Spec,
 
 def _image_cells(series: pd.Series, spec: Image, wire: bool
                  ) -> tuple[dict[int, ImageCell], list[tuple[int, str, str]]]:
-    from tqdm.auto import tqdm
+    from qinb.progress import progress_bar
 
     found: dict[int, ImageCell] = {}
     failed: list[tuple[int, str, str]] = []
@@ -202,8 +202,9 @@ def _image_cells(series: pd.Series, spec: Image, wire: bool
     # server fetches them itself)
     urls = [] if wire else list(dict.fromkeys(v for v in values if is_url(v)))
     known: dict[str, ImageCell | ImageCellError] = load_urls(urls) if urls else {}
-    for pos, value in tqdm(enumerate(values), total=len(values), desc=f"reading {spec.column!r}",
-                           unit="img", disable=len(values) < 50):
+    for pos, value in progress_bar(enumerate(values), total=len(values),
+                                   desc=f"reading {spec.column!r}", unit="img",
+                                   disable=len(values) < 50):
         if _missing(value):
             failed.append((pos, spec.column, "missing image (NaN/None)"))
             continue

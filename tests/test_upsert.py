@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -276,3 +278,22 @@ def test_an_empty_source_says_so_and_leaves_no_collection(client):
         report = bad.qdrant.upsert("nothing", vectors=VECTORS, client=client, progress=False,
                                    errors="skip")
     assert report.failed_rows == 2 and not client.exists("nothing")
+
+
+def test_progress_written_to_a_file_is_plain_lines(tmp_path):
+    # a log file or a pipe gets whole lines, not a bar's carriage returns and cursor moves
+    # (issue 18, item 7: nested bars came out as lines of escape codes)
+    script = (
+        "import pandas as pd, qinb\n"
+        f"store = qinb.connect({str(tmp_path / 'store')!r})\n"
+        "df = pd.DataFrame({'text': [f'row {i} about planets' for i in range(40)]})\n"
+        "df.qdrant.upsert('c', vectors={'text': qinb.Text('text'), 'bm25': qinb.Bm25('text')},"
+        " client=store)\n")
+    log = tmp_path / "log.txt"
+    with log.open("w") as out:
+        subprocess.run([sys.executable, "-c", script], stderr=out, check=True, timeout=300)
+    text = log.read_text()
+    assert "\r" not in text and "\x1b[" not in text
+    lines = text.splitlines()
+    assert any(line.startswith("upserting 'c': 100%") and "40/40" in line for line in lines)
+    assert any(line.startswith("embedding") for line in lines)

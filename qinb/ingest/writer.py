@@ -47,7 +47,7 @@ class Writer:
 
     def __init__(self, store: Store, collection: str, *, batch_size: int, total: int | None,
                  progress: bool) -> None:
-        from tqdm.auto import tqdm
+        from qinb.progress import progress_bar
 
         self.store = store
         self.collection = collection
@@ -58,7 +58,7 @@ class Writer:
         self._stop = False  # set when the caller fails or is interrupted: write no more
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._finished = threading.Event()  # set when the thread has written its last point
-        self._bar = tqdm(total=total, desc=f"upserting {collection!r}", unit="row",
+        self._bar = progress_bar(total=total, desc=f"upserting {collection!r}", unit="row",
                          disable=not progress or (total is not None and total < 2))
         self._thread = threading.Thread(target=self._run, name="qinb-writer", daemon=True)
         self._thread.start()

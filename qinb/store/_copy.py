@@ -45,8 +45,7 @@ def copy(collection: str, *, to: Store | QdrantClient, source: Store | QdrantCli
     >>> server = qinb.connect(url="http://localhost:6333")
     >>> qinb.copy("products", to=server)
     """
-    from tqdm.auto import tqdm
-
+    from qinb.progress import progress_bar
     from qinb.store import HASH_KEY, OBJECTS_KEY, as_store
     from qinb.store.collection import kept_as
 
@@ -72,7 +71,7 @@ def copy(collection: str, *, to: Store | QdrantClient, source: Store | QdrantCli
                 f"{src.where()}; nothing was copied. Copy under another name with name=")
     written = 0
     total = src.count(collection)
-    with tqdm(total=total, desc=f"copying {collection!r}", unit="pt", disable=not progress) as bar:
+    with progress_bar(total=total, desc=f"copying {collection!r}", unit="pt", disable=not progress) as bar:
         for records, _ in src.pages(collection, page=batch_size, vectors=True):
             there_now = {r.id: (r.payload.get(HASH_KEY), r.payload.get(OBJECTS_KEY)) for r in
                          dst.retrieve(name, [r.id for r in records], payload=[HASH_KEY, OBJECTS_KEY])}

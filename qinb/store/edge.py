@@ -373,10 +373,10 @@ class EdgeStore(Store):
         with self._shard(collection) as shard:
             if shard.info().points_count < INDEX_AFTER or not _unindexed(self._dir(collection)):
                 return
-            from tqdm.auto import tqdm
+            from qinb.progress import progress_bar
 
-            with tqdm(total=1, desc=f"indexing {collection!r}", unit="index",
-                      disable=not progress, bar_format="{desc}: {elapsed}") as bar:
+            with progress_bar(total=1, desc=f"indexing {collection!r}", unit="index",
+                              disable=not progress, bar_format="{desc}: {elapsed}") as bar:
                 shard.optimize()
                 bar.update(1)
 
