@@ -3,10 +3,11 @@ and the filter they make. No ipywidgets here, so other front ends and the tests 
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import textwrap
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ import pandas as pd
 
 from qinb._evaluate import Judged, judged_hits
 from qinb._search import PASSAGE_COLUMNS, SCORE_PREFIX
+from qinb.errors import QinbError
 from qinb.images import THUMBNAIL_SUFFIX, thumbnail_column
 from qinb.spec import Spec
 from qinb.store import Store, sample_payloads
@@ -23,6 +25,7 @@ __all__ = ["Facet", "card_html", "detail_html", "facet_filter", "facets", "highl
 
 MAX_CHOICES = 20
 MAX_TEXT_CHOICE = 80  # longer texts are prose, not a field to filter on
+MAX_TYPED = 10_000  # values a type-ahead filter offers
 CARD_CSS = """<style>
 .qinb-card{border:1px solid #ddd;border-radius:6px;padding:6px;font:12px sans-serif;
   height:270px;box-sizing:border-box;overflow:hidden}
@@ -110,11 +113,15 @@ class Facet:
     low: float = 0.0
     high: float = 0.0
     integer: bool = False
+    sampled: bool = False  # choices or range from a sample of the points, not all of them
 
 
 def facets(store: Store, collection: str, specs: Mapping[str, Spec],
            sample: int = 1000) -> list[Facet]:
-    """Facets from a sample of the payloads: low-cardinality fields and numeric ranges."""
+    """Facets: low-cardinality fields and numeric ranges. A sample of the payloads says which
+    fields are worth it; their choices and ranges come from the whole collection (the
+    engine's facet counts and ordered reads, on a payload index made for them), or from the
+    sample where the store cannot give them (then ``sampled``)."""
     sources = {s.column for s in specs.values()}
     # thumbnails are the heavy part of a payload and never a facet
     thumbnails = [thumbnail_column(s.column) for s in specs.values() if s.kind == "image"]
@@ -128,18 +135,35 @@ def facets(store: Store, collection: str, specs: Mapping[str, Spec],
     found = []
     for key, seen in values.items():
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen):
-            if min(seen) < max(seen):
-                found.append(Facet(key, "range", low=float(min(seen)), high=float(max(seen)),
-                                   integer=all(isinstance(v, int) for v in seen)))
-        elif all(isinstance(v, (str, bool)) for v in seen):
-            distinct = sorted(set(seen), key=str)
+            integer = all(isinstance(v, int) for v in seen)
+            whole = _whole(functools.partial(store.extent, collection, key,
+                                             "integer" if integer else "float"))
+            low, high = whole or (min(seen), max(seen))
+            if low < high:
+                found.append(Facet(key, "range", low=float(low), high=float(high),
+                                   integer=integer, sampled=whole is None))
+        elif all(isinstance(v, str) for v in seen) or all(isinstance(v, bool) for v in seen):
+            kind = "keyword" if isinstance(seen[0], str) else "bool"
+            counted = _whole(functools.partial(store.facet, collection, key, kind,
+                                               limit=MAX_TYPED + 1))
+            distinct = sorted({v for v, _ in counted} if counted else set(seen), key=str)
+            sampled = counted is None or len(distinct) > MAX_TYPED
             if 1 < len(distinct) <= MAX_CHOICES:
-                found.append(Facet(key, "choice", tuple(distinct)))
-            elif len(distinct) > MAX_CHOICES and all(isinstance(v, str) for v in distinct) \
+                found.append(Facet(key, "choice", tuple(distinct), sampled=sampled))
+            elif len(distinct) > MAX_CHOICES and kind == "keyword" \
                     and max(map(len, distinct)) <= MAX_TEXT_CHOICE:
-                # too many for a dropdown: typed ahead among the values seen
-                found.append(Facet(key, "text", tuple(distinct)))
+                # too many for a dropdown: typed ahead
+                found.append(Facet(key, "text", tuple(distinct[:MAX_TYPED]), sampled=sampled))
     return found
+
+
+def _whole(read: Callable[[], Any]) -> Any:
+    """What the store says of the whole collection, or None where it cannot say (a server
+    that refuses a payload index to a read-only key, a field of mixed types)."""
+    try:
+        return read()
+    except QinbError:
+        return None
 
 
 def facet_filter(chosen: Mapping[str, Any], available: list[Facet]) -> dict[str, Any]:

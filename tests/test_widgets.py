@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import qinb
-from qinb import viz
+from qinb import cards, viz
 
 VECTORS = {"text": qinb.Text("text"), "bm25": qinb.Bm25("text")}
 
@@ -304,3 +304,19 @@ def test_cards_of_a_chunked_vector_show_the_passage_that_matched(client):
     best = max(range(len(passages)), key=lambda i: passages[i][2])
     assert f'<div class="qinb-best"><span class="qinb-why">passage {best + 1} · ' in detail
     assert SATURN.replace("'", "&#x27;") in detail.split('class="qinb-best"')[1].split("</div>")[0]
+
+
+def test_filter_choices_come_from_the_whole_collection(client):
+    # issue 18, item 4: section '5' and most names are only in points past the first 1,000
+    n = 1500
+    df = pd.DataFrame({"text": [f"page {i}" for i in range(n)], "name": [f"cmd{i}" for i in range(n)],
+                       "section": ["1" if i < 1200 else "5" for i in range(n)],
+                       "size": [i if i < 1000 else 10 * i for i in range(n)]})
+    df.qdrant.upsert("man", vectors={"bm25": qinb.Bm25("text", avg_len=2)}, client=client,
+                     progress=False)
+    found = {f.key: f for f in cards.facets(client, "man", {"bm25": qinb.Bm25("text")})}
+    assert found["section"].choices == ("1", "5") and not found["section"].sampled
+    assert len(found["name"].choices) == n and "cmd1499" in found["name"].choices
+    assert (found["size"].low, found["size"].high) == (0, 14990)
+    w = qinb.widget("man", client=client)
+    assert w.filters["section"].description == "section" and "5" in w.filters["section"].options

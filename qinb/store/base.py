@@ -174,6 +174,17 @@ class Store(abc.ABC):
     def close(self) -> None:  # noqa: B027
         """Release the engine (locks, files, connections)."""
 
+    @abc.abstractmethod
+    def facet(self, collection: str, key: str, kind: str, *, limit: int) -> list[tuple[Any, int]]:
+        """Up to ``limit`` values of a payload field over the whole collection, each with how
+        many points hold it, most common first. ``kind`` ("keyword", "integer" or "bool") is the
+        payload index made for it where the engine needs one."""
+
+    @abc.abstractmethod
+    def extent(self, collection: str, key: str, kind: str) -> tuple[float, float] | None:
+        """The lowest and highest value of a numeric payload field (``kind`` "integer" or
+        "float") over the whole collection; None when no point holds a number there."""
+
     def pages(self, collection: str, *, page: int = 1024, payload: bool | Sequence[str] = True,
               vectors: bool | Sequence[str] = False, offset: PointId | None = None,
               filter: models.Filter | None = None

@@ -321,6 +321,32 @@ class ClientStore(Store):
                                          with_vectors=_vectors(vectors))
         return self._records(page), None if after is None else plain_id(after)
 
+    @_guarded("reading the values of a field of collection {0!r}")
+    def facet(self, collection: str, key: str, kind: str, *, limit: int) -> list[tuple[Any, int]]:
+        self._ensure_index(collection, key, kind)
+        found = self.client.facet(collection, key, limit=limit, exact=True)
+        return [(hit.value, int(hit.count)) for hit in found.hits]
+
+    @_guarded("reading the range of a field of collection {0!r}")
+    def extent(self, collection: str, key: str, kind: str) -> tuple[float, float] | None:
+        self._ensure_index(collection, key, kind)
+        ends: list[Any] = []
+        for direction in (models.Direction.ASC, models.Direction.DESC):
+            records, _ = self.client.scroll(collection, limit=1, with_payload=[key],
+                                            order_by=models.OrderBy(key=key, direction=direction))
+            ends.extend((r.payload or {}).get(key) for r in records)
+        numbers = [float(v) for v in ends if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return (min(numbers), max(numbers)) if numbers else None
+
+    def _ensure_index(self, collection: str, key: str, kind: str) -> None:
+        """A server facets and orders only by indexed fields; local mode needs none."""
+        if self._local():
+            return
+        schema = self.client.get_collection(collection).payload_schema or {}
+        if key not in schema:
+            self.client.create_payload_index(collection, key, field_schema=models.PayloadSchemaType(kind),
+                                             wait=True)
+
     @_guarded("counting the points of collection {0!r}")
     def count(self, collection: str) -> int:
         return int(self.client.count(collection, exact=True).count)

@@ -106,6 +106,16 @@ def _unindexed(directory: Path) -> list[str]:
     return found
 
 
+def _ensure_index(shard: Any, key: str, kind: str, schema: Any = None) -> None:
+    """A payload index of ``kind`` on ``key``, made once (facets and ordering need one)."""
+    import qdrant_edge as E
+
+    kinds = {"keyword": E.PayloadSchemaType.Keyword, "integer": E.PayloadSchemaType.Integer,
+             "float": E.PayloadSchemaType.Float, "bool": E.PayloadSchemaType.Bool}
+    if key not in (shard.info().payload_schema if schema is None else schema):
+        shard.update(E.UpdateOperation.create_field_index(key, kinds[kind]))
+
+
 def _to_edge(vector: StoredVector) -> Any:
     import qdrant_edge as E
 
@@ -348,11 +358,31 @@ class EdgeStore(Store):
         return {p.using: {plain_id(h.id): float(h.score) for h in hits}
                 for p, hits in zip(probes, answers, strict=True)}
 
+    def facet(self, collection: str, key: str, kind: str, *, limit: int) -> list[tuple[Any, int]]:
+        import qdrant_edge as E
+
+        with self._shard(collection) as shard:
+            _ensure_index(shard, key, kind)
+            found = shard.facet(E.FacetRequest(key, limit=limit, exact=True))
+        return [(hit.value, int(hit.count)) for hit in found.hits]
+
+    def extent(self, collection: str, key: str, kind: str) -> tuple[float, float] | None:
+        import qdrant_edge as E
+
+        ends: list[Any] = []
+        with self._shard(collection) as shard:
+            _ensure_index(shard, key, kind)
+            for direction in (E.Direction.Asc, E.Direction.Desc):
+                records, _ = shard.scroll(E.ScrollRequest(
+                    limit=1, order_by=E.OrderBy(key, direction=direction), with_payload=[key]))
+                ends.extend(r.payload.get(key) for r in records)
+        numbers = [float(v) for v in ends if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return (min(numbers), max(numbers)) if numbers else None
+
     @staticmethod
     def _index_payload(shard: Any, flt: models.Filter | None) -> None:
         """Index the payload fields a filter uses, once, where the collection is large enough
         for a scan to be slow."""
-        import qdrant_edge as E
 
         wanted = index_types(flt)
         if not wanted:
@@ -360,11 +390,8 @@ class EdgeStore(Store):
         info = shard.info()
         if info.points_count < INDEX_AFTER:
             return
-        kinds = {"keyword": E.PayloadSchemaType.Keyword, "integer": E.PayloadSchemaType.Integer,
-                 "float": E.PayloadSchemaType.Float, "bool": E.PayloadSchemaType.Bool}
         for key, kind in wanted.items():
-            if key not in info.payload_schema:
-                shard.update(E.UpdateOperation.create_field_index(key, kinds[kind]))
+            _ensure_index(shard, key, kind, info.payload_schema)
 
     def finish(self, collection: str, progress: bool = True) -> None:
         """Build the HNSW index once the collection is large enough for it to pay: when a
