@@ -12,11 +12,9 @@ faster than it can be read back, so it is not.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +43,6 @@ def _cache() -> Any:
             _open[where] = diskcache.Cache(where, size_limit=SIZE_LIMIT,
                                            eviction_policy="least-recently-used")
         return _open[where]
-
-
-def key_of(identity: Sequence[str]) -> str:
-    """The cache key of an object identity (model, content, options)."""
-    return hashlib.sha256(json.dumps(list(identity)).encode()).hexdigest()
 
 
 def get_many(keys: Iterable[str]) -> dict[str, np.ndarray]:

@@ -7,6 +7,7 @@ which makes the same token ids as the Qdrant server.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from qdrant_client import models
 from qinb import models as registry
 from qinb.images import ImageCell
 
-__all__ = ["Embedder", "Item", "Vector", "document_item", "image_item"]
+__all__ = ["Embedder", "Item", "Vector", "digest", "document_item", "image_item"]
 
 Vector = np.ndarray | models.SparseVector
 Key = tuple[str, str, str]
@@ -46,6 +47,13 @@ def options_of(obj: models.Document | models.Image) -> dict[str, Any]:
     if isinstance(obj.options, models.Bm25Config):
         return obj.options.model_dump(exclude_none=True)
     return dict(obj.options or {})
+
+
+def digest(key: Key | Sequence[Key]) -> str:
+    """The one digest of an inference object's identity (or of a cell's passages, in order):
+    the persistent cache's key, and, cut to 24 characters, the name stored with each point that
+    tells a changed cell; one function, so the two cannot drift apart."""
+    return hashlib.sha256(json.dumps(list(key)).encode()).hexdigest()
 
 
 def _key(model: str, content: str, obj: models.Document | models.Image) -> Key:
@@ -94,7 +102,7 @@ class Embedder:
         if use_cache:
             from qinb import cache
 
-            keys = {k: cache.key_of(k) for k in todo}
+            keys = {k: digest(k) for k in todo}
             hits = cache.get_many(keys.values())
             for k in list(todo):
                 if keys[k] in hits:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qinb.embed import Item, document_item, image_item
+from qinb.embed import Item, digest, document_item, image_item
 from qinb.errors import ArgumentError, ColumnError, ColumnTypeError
 from qinb.images import ImageCell, ImageCellError, is_url, load, load_urls
 from qinb.payload import RESERVED_PREFIX, PayloadValueError, check_text, convert
@@ -284,4 +284,4 @@ def payload_hash(payload: Mapping[str, Any], thumbnails: Sequence[str] = ()) -> 
 def object_digest(item: Item | Passages) -> str:
     """A short, stable name for an inference object's identity (model, content, options), or
     for the identities of a cell's passages in order."""
-    return hashlib.sha256(json.dumps(list(item.key)).encode()).hexdigest()[:24]
+    return digest(item.key)[:24]

@@ -297,3 +297,18 @@ def test_progress_written_to_a_file_is_plain_lines(tmp_path):
     lines = text.splitlines()
     assert any(line.startswith("upserting 'c': 100%") and "40/40" in line for line in lines)
     assert any(line.startswith("embedding") for line in lines)
+
+
+def test_the_stored_digest_and_the_cache_key_are_one_digest(client, corpus):
+    # issue 18, item 14: the name stored to tell a changed cell and the cache's key come from
+    # one function, so the diff of stored rows and the cache cannot drift apart
+    from qinb import cache
+    from qinb.embed import digest, document_item
+
+    corpus.qdrant.upsert("digest", vectors={"text": qinb.Text("text")}, client=client,
+                         progress=False)
+    record = client.retrieve("digest", [fourth_id(corpus, "doc03")])[0]
+    stored = record.payload["_qinb_objects"]["text"]
+    key = digest(document_item(qinb.Text("text").document(corpus.loc["doc03", "text"])).key)
+    assert len(stored) == 24 and key.startswith(stored)
+    assert key in cache.get_many([key])
