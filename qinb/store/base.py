@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,26 @@ PointId = int | str
 _writer_locks_guard = threading.Lock()
 # numpy array (dense: 1-d, or 2-d for a multivector), models.SparseVector, or an inference object
 StoredVector = Any
+
+
+def records(raw: Sequence[Any], read: Callable[[Any], StoredVector]) -> list[Record]:
+    """An engine's points as Records: plain ids, the payload, and each named vector read by the
+    engine's own ``read``."""
+    return [Record(plain_id(r.id), dict(r.payload or {}),
+                   {n: read(v) for n, v in r.vector.items()} if isinstance(r.vector, dict) else {})
+            for r in raw]
+
+
+def vector_selector(vectors: bool | Sequence[str]) -> bool | list[str]:
+    """``vectors=`` as both engines take it: all, none, or these names."""
+    return vectors if isinstance(vectors, bool) else list(vectors)
+
+
+def extent_of(ends: Sequence[Any]) -> tuple[float, float] | None:
+    """The lowest and highest of the numbers among ``ends`` (the first point of an ascending
+    and of a descending read), or None."""
+    numbers = [float(v) for v in ends if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return (min(numbers), max(numbers)) if numbers else None
 
 
 def plain_id(point_id: Any) -> PointId:

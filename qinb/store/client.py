@@ -25,7 +25,10 @@ from qinb.store.base import (
     Shape,
     Store,
     StoredVector,
+    extent_of,
     plain_id,
+    records,
+    vector_selector,
 )
 from qinb.store.edge import OVERSAMPLING
 
@@ -177,10 +180,6 @@ def _selector(payload: bool | Sequence[str], exclude: Sequence[str] = ()) -> Any
     return payload if isinstance(payload, bool) else list(payload)
 
 
-def _vectors(vectors: bool | Sequence[str]) -> bool | list[str]:
-    return vectors if isinstance(vectors, bool) else list(vectors)
-
-
 class ClientStore(Store):
     """Collections behind a ``qdrant_client.QdrantClient``.
 
@@ -298,17 +297,13 @@ class ClientStore(Store):
             models.OverwritePayloadOperation(overwrite_payload=models.SetPayload(
                 payload=p.payload, points=[p.id])) for p in points])
 
-    def _records(self, raw: Sequence[Any]) -> list[Record]:
-        return [Record(plain_id(r.id), dict(r.payload or {}),
-                       {n: _read(v) for n, v in (r.vector or {}).items()}
-                       if isinstance(r.vector, dict) else {}) for r in raw]
-
     @_guarded("reading points of collection {0!r}")
     def retrieve(self, collection: str, ids: Sequence[PointId], *,
                  payload: bool | Sequence[str] = True,
                  vectors: bool | Sequence[str] = False) -> list[Record]:
-        return self._records(self.client.retrieve(collection, list(ids), with_payload=_selector(payload),
-                                                  with_vectors=_vectors(vectors)))
+        found = self.client.retrieve(collection, list(ids), with_payload=_selector(payload),
+                                     with_vectors=vector_selector(vectors))
+        return records(found, _read)
 
     @_guarded("reading points of collection {0!r}")
     def scroll(self, collection: str, *, limit: int, offset: PointId | None = None,
@@ -318,8 +313,8 @@ class ClientStore(Store):
         page, after = self.client.scroll(collection, limit=limit, offset=offset,
                                          scroll_filter=filter,
                                          with_payload=_selector(payload, exclude),
-                                         with_vectors=_vectors(vectors))
-        return self._records(page), None if after is None else plain_id(after)
+                                         with_vectors=vector_selector(vectors))
+        return records(page, _read), None if after is None else plain_id(after)
 
     @_guarded("reading the values of a field of collection {0!r}")
     def facet(self, collection: str, key: str, kind: str, *, limit: int) -> list[tuple[Any, int]]:
@@ -332,11 +327,10 @@ class ClientStore(Store):
         self._ensure_index(collection, key, kind)
         ends: list[Any] = []
         for direction in (models.Direction.ASC, models.Direction.DESC):
-            records, _ = self.client.scroll(collection, limit=1, with_payload=[key],
+            first, _ = self.client.scroll(collection, limit=1, with_payload=[key],
                                             order_by=models.OrderBy(key=key, direction=direction))
-            ends.extend((r.payload or {}).get(key) for r in records)
-        numbers = [float(v) for v in ends if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        return (min(numbers), max(numbers)) if numbers else None
+            ends.extend((r.payload or {}).get(key) for r in first)
+        return extent_of(ends)
 
     def _ensure_index(self, collection: str, key: str, kind: str) -> None:
         """A server facets and orders only by indexed fields; local mode needs none."""

@@ -33,7 +33,10 @@ from qinb.store.base import (
     Shape,
     Store,
     StoredVector,
+    extent_of,
     plain_id,
+    records,
+    vector_selector,
 )
 from qinb.store.edge_filter import edge_filter, index_types
 from qinb.store.edge_handle import Handle, write_json
@@ -291,17 +294,13 @@ class EdgeStore(Store):
             for p in points:
                 shard.update(E.UpdateOperation.overwrite_payload([p.id], p.payload))
 
-    def _records(self, raw: Sequence[Any]) -> list[Record]:
-        return [Record(plain_id(r.id), dict(r.payload or {}),
-                       {n: _from_edge(v) for n, v in (r.vector or {}).items()}) for r in raw]
-
     def retrieve(self, collection: str, ids: Sequence[PointId], *,
                  payload: bool | Sequence[str] = True,
                  vectors: bool | Sequence[str] = False) -> list[Record]:
         with self._shard(collection) as shard:
             raw = shard.retrieve(list(ids), with_payload=_payload_selector(payload),
-                                 with_vector=vectors if isinstance(vectors, bool) else list(vectors))
-        return self._records(raw)
+                                 with_vector=vector_selector(vectors))
+        return records(raw, _from_edge)
 
     def scroll(self, collection: str, *, limit: int, offset: PointId | None = None,
                payload: bool | Sequence[str] = True, exclude: Sequence[str] = (),
@@ -311,10 +310,10 @@ class EdgeStore(Store):
 
         request = E.ScrollRequest(offset=offset, limit=limit, filter=edge_filter(filter),
                                   with_payload=_payload_selector(payload, exclude),
-                                  with_vector=vectors if isinstance(vectors, bool) else list(vectors))
+                                  with_vector=vector_selector(vectors))
         with self._shard(collection) as shard:
             raw, after = shard.scroll(request)
-        return self._records(raw), None if after is None else plain_id(after)
+        return records(raw, _from_edge), None if after is None else plain_id(after)
 
     def count(self, collection: str) -> int:
         import qdrant_edge as E
@@ -373,11 +372,10 @@ class EdgeStore(Store):
         with self._shard(collection) as shard:
             _ensure_index(shard, key, kind)
             for direction in (E.Direction.Asc, E.Direction.Desc):
-                records, _ = shard.scroll(E.ScrollRequest(
+                first, _ = shard.scroll(E.ScrollRequest(
                     limit=1, order_by=E.OrderBy(key, direction=direction), with_payload=[key]))
-                ends.extend(r.payload.get(key) for r in records)
-        numbers = [float(v) for v in ends if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        return (min(numbers), max(numbers)) if numbers else None
+                ends.extend(r.payload.get(key) for r in first)
+        return extent_of(ends)
 
     @staticmethod
     def _index_payload(shard: Any, flt: models.Filter | None) -> None:
