@@ -121,7 +121,12 @@ def search(collection: str, query: Any = None, *,
     if not hits and filter is not None:
         _explain_empty(store, collection, to_filter(filter))
     frame = hits_frame(hits, df, _vector_scores(store, collection, asked, hits))
-    return _with_passages(frame, store, collection, specs, asked, hits)
+    frame = _with_passages(frame, store, collection, specs, asked, hits)
+    # which columns hold the text the vectors were made from (and the images'), for the cards
+    # of the widget and of plot_hits (cards.hit_columns)
+    frame.attrs["texts"] = list(dict.fromkeys(s.column for s in specs.values() if s.kind != "image"))
+    frame.attrs["sources"] = list(dict.fromkeys(s.column for s in specs.values()))
+    return frame
 
 
 def _with_passages(frame: pd.DataFrame, store: Store, collection: str, specs: Mapping[str, Spec],

@@ -26,6 +26,7 @@ __all__ = ["Facet", "card_html", "detail_html", "facet_filter", "facets", "highl
 MAX_CHOICES = 20
 MAX_TEXT_CHOICE = 80  # longer texts are prose, not a field to filter on
 MAX_TYPED = 10_000  # values a type-ahead filter offers
+SHOWN_FIELDS = 3  # payload fields on a hit card
 CARD_CSS = """<style>
 .qinb-card{border:1px solid #ddd;border-radius:6px;padding:6px;font:12px sans-serif;
   height:270px;box-sizing:border-box;overflow:hidden}
@@ -114,6 +115,34 @@ class Facet:
     high: float = 0.0
     integer: bool = False
     sampled: bool = False  # choices or range from a sample of the points, not all of them
+
+
+def hit_columns(hits: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Which columns a hit card shows, one rule for the widget's cards and plot_hits: the
+    columns its snippet comes from (the passage that matched, then the text the vectors were
+    made from as search recorded it, else the text columns longest first), and up to
+    SHOWN_FIELDS other payload fields."""
+    texts = list(hits.attrs.get("texts") or _longest_texts(hits))
+    if PASSAGE_COLUMNS[0] in hits.columns:
+        texts = [PASSAGE_COLUMNS[0], *texts]
+    sources = set(hits.attrs.get("sources") or texts)
+    scores = set(score_columns(list(hits.columns)).values())
+    fields = [c for c in hits.columns if c not in ("score", "rank", "id", *PASSAGE_COLUMNS)
+              and c not in sources and c not in scores and c not in texts
+              and not str(c).endswith(THUMBNAIL_SUFFIX)][:SHOWN_FIELDS]
+    return texts, fields
+
+
+def _longest_texts(hits: pd.DataFrame) -> list[str]:
+    """Columns holding text (not pictures as data URIs), longest on average first."""
+    lengths = {}
+    for column in hits.columns:
+        values = hits[column].dropna()
+        if str(column).endswith(THUMBNAIL_SUFFIX) or values.empty or column in PASSAGE_COLUMNS:
+            continue
+        if all(isinstance(v, str) for v in values) and not values.iloc[0].startswith("data:"):
+            lengths[column] = values.str.len().mean()
+    return sorted(lengths, key=lambda c: -lengths[c])
 
 
 def facets(store: Store, collection: str, specs: Mapping[str, Spec],

@@ -142,7 +142,9 @@ def plot_hits(hits: pd.DataFrame, *, columns: int = 4, text: str | list[str] | N
     plt = _pyplot()
     if hits.empty:
         raise QueryError("no hits to plot: the search returned nothing")
-    text_columns = [text] if isinstance(text, str) else list(text or _text_columns(hits))
+    from qinb.cards import hit_columns
+
+    text_columns = [text] if isinstance(text, str) else list(text or hit_columns(hits)[0])
     images = hit_images(hits, fetch_urls=fetch_urls)
     rows = -(-len(hits) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(width * columns, width * 1.15 * rows),
@@ -160,18 +162,6 @@ def plot_hits(hits: pd.DataFrame, *, columns: int = 4, text: str | list[str] | N
                                        edgecolor="0.7"))
     fig.tight_layout()
     return cast("Figure", fig)
-
-
-def _text_columns(hits: pd.DataFrame) -> list[str]:
-    """Columns holding text, longest first: the best snippet for a card."""
-    lengths = {}
-    for column in hits.columns:
-        values = hits[column].dropna()
-        if str(column).endswith(THUMBNAIL_SUFFIX) or values.empty:
-            continue
-        if all(isinstance(v, str) for v in values) and not values.iloc[0].startswith("data:"):
-            lengths[column] = values.str.len().mean()
-    return sorted(lengths, key=lambda c: -lengths[c])
 
 
 def _label(label: Hashable) -> str:

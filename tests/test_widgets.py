@@ -320,3 +320,23 @@ def test_filter_choices_come_from_the_whole_collection(client):
     assert (found["size"].low, found["size"].high) == (0, 14990)
     w = qinb.widget("man", client=client)
     assert w.filters["section"].description == "section" and "5" in w.filters["section"].options
+
+
+def test_one_rule_picks_the_columns_of_a_hit_card_for_the_widget_and_plot_hits(client, corpus,
+                                                                               monkeypatch):
+    # issue 18, item 15: the widget's cards and plot_hits chose payload columns by two rules
+    corpus.assign(note=["x" * 300] * len(corpus)).qdrant.upsert(
+        "cols", vectors={"text": qinb.Text("text"), "bm25": qinb.Bm25("text")}, client=client,
+        progress=False)
+    hits = qinb.search("cols", "red planet", client=client, limit=3)
+    texts, fields = cards.hit_columns(hits)
+    # the text the vectors were made from, not the longest column ("note")
+    assert texts == ["text"] and fields == ["topic", "n", "note"]
+    captions = []
+    monkeypatch.setattr(viz, "_caption", lambda row, columns, width: captions.append(columns) or "")
+    qinb.plot_hits(hits)
+    assert captions and all(c == ["text"] for c in captions)
+    w = qinb.widget("cols", client=client)
+    w.search("red planet")
+    card = w.cards.children[0].children[0].value
+    assert "topic" in card and hits.iloc[0]["topic"] in card

@@ -13,10 +13,9 @@ import pandas as pd
 
 from qinb import cards
 from qinb._evaluate import Judged, judgements
-from qinb._search import PASSAGE_COLUMNS
 from qinb._search import search as run_search
 from qinb.errors import QinbError, require
-from qinb.images import THUMBNAIL_SUFFIX, ImageCellError, load, thumbnail_column
+from qinb.images import ImageCellError, load, thumbnail_column
 from qinb.spec import Bm25, Image
 from qinb.store import as_store, saved_specs
 from qinb.viz import display_urls, hit_images, thumbnail
@@ -25,7 +24,6 @@ require("ipywidgets", "widgets")
 import ipywidgets as W  # noqa: E402
 
 ANY = "(any)"
-SHOWN_FIELDS = 3
 
 
 class SearchWidget(W.VBox):  # type: ignore[misc]
@@ -257,11 +255,7 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
 
     def _show(self, hits: pd.DataFrame, grades: list[int | None] | None = None) -> None:
         text = next((s.column for s in self.specs.values() if not isinstance(s, Image)), None)
-        sources = {s.column for s in self.specs.values()}
-        scores = set(cards.score_columns(list(hits.columns)).values())
-        fields = [c for c in hits.columns if c not in ("score", "rank", "id", *PASSAGE_COLUMNS)
-                  and c not in sources
-                  and not str(c).endswith(THUMBNAIL_SUFFIX) and c not in scores][:SHOWN_FIELDS]
+        _, fields = cards.hit_columns(hits)
         pictures = [thumbnail_column(s.column) for s in self.specs.values()
                     if isinstance(s, Image)]
         pictures += [s.column for s in self.specs.values() if isinstance(s, Image)]
