@@ -21,7 +21,7 @@ from qinb.query import (
     to_filter,
     vector_names,
 )
-from qinb.spec import Image, Spec, Text
+from qinb.spec import Bm25, Image, Spec, Text
 from qinb.store import (
     PASSAGES_KEY,
     ROW_KEY,
@@ -37,6 +37,10 @@ from qinb.store import (
 __all__ = ["passage_scores", "search"]
 
 HIT_COLUMNS = ("score", "rank", "id")
+# below this best dense score, with no word of the query in any row, hits are called weak:
+# all-MiniLM-L6-v2 gave the 34 bundled questions 0.31-0.47 (whole texts, passages), twelve
+# nonsense queries 0.06-0.34 (qinb/data, measured for issue 18)
+WEAK_BELOW = {"sentence-transformers/all-minilm-l6-v2": 0.30}
 SCORE_PREFIX = "score_"  # each vector's own score of a hit: score_<vector>
 PASSAGE_COLUMNS = ("passage", "passage_score")  # the best passage of a chunked vector
 
@@ -124,9 +128,38 @@ def search(collection: str, query: Any = None, *,
     frame = _with_passages(frame, store, collection, specs, asked, hits)
     # which columns hold the text the vectors were made from (and the images'), for the cards
     # of the widget and of plot_hits (cards.hit_columns)
+    frame.attrs["using"] = [p.using for p in asked]
     frame.attrs["texts"] = list(dict.fromkeys(s.column for s in specs.values() if s.kind != "image"))
     frame.attrs["sources"] = list(dict.fromkeys(s.column for s in specs.values()))
+    frame.attrs["weak"] = (_weak(store, collection, specs, query, frame, flt)
+                           if isinstance(query, str) and len(frame) else None)
     return frame
+
+
+def _weak(store: Store, collection: str, specs: Mapping[str, Spec], query: str,
+          frame: pd.DataFrame, flt: models.Filter | None) -> str | None:
+    """Why these hits are probably unrelated to the query, or None: no word of the query is in
+    any row (BM25 finds nothing) and the best dense score is below what the model gives a
+    real question on the bundled data (WEAK_BELOW). Both, since either alone also happens to
+    a good query: a paraphrase shares no word, and some models score everything low."""
+    bm25 = next((n for n, s in specs.items() if isinstance(s, Bm25)), None)
+    dense = [(n, WEAK_BELOW[s.model.lower()]) for n, s in specs.items()
+             if s.kind == "text" and s.model.lower() in WEAK_BELOW]
+    best = {n: frame[f"{SCORE_PREFIX}{n}"].max() if f"{SCORE_PREFIX}{n}" in frame else
+            frame["score"].iloc[0] if frame.attrs.get("using") == [n] else None for n, _ in dense}
+    scored = [(n, float(v), below) for (n, below) in dense if (v := best[n]) is not None
+              and not pd.isna(v)]
+    if bm25 is None or not scored or any(v >= below for _, v, below in scored):
+        return None
+    words = nearest(store, collection, probes(specs, resolve_queries(specs, [bm25], query,
+                                                                      store.cloud)),
+                    limit=1, filter=flt)
+    if words:
+        return None
+    name, value, below = scored[0]
+    return (f"no row holds a word of the query, and the closest meaning scores {value:.2f} on "
+            f"{name!r}, below the {below:.2f} that real questions reach: these hits are "
+            "probably unrelated")
 
 
 def _with_passages(frame: pd.DataFrame, store: Store, collection: str, specs: Mapping[str, Spec],

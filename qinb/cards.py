@@ -28,6 +28,7 @@ MAX_TEXT_CHOICE = 80  # longer texts are prose, not a field to filter on
 MAX_TYPED = 10_000  # values a type-ahead filter offers
 SHOWN_FIELDS = 3  # payload fields on a hit card
 CARD_CSS = """<style>
+.qinb-weak{color:#a15c00;margin-top:2px}
 .qinb-card{border:1px solid #ddd;border-radius:6px;padding:6px;font:12px sans-serif;
   height:270px;box-sizing:border-box;overflow:hidden}
 .qinb-card img{width:100%;height:150px;object-fit:cover;border-radius:4px;display:block}
@@ -308,6 +309,8 @@ def status_html(hits: pd.DataFrame, what: str, using: Sequence[str], elapsed_ms:
               if len(hits) and hits[c].isna().all()]
     if silent:
         status += html.escape(f" · {', '.join(silent)} matched nothing")
+    if hits.attrs.get("weak"):  # a nonsense query must not look like a good one
+        status += f'<div class="qinb-weak">⚠ {html.escape(hits.attrs["weak"])}</div>'
     if not judged:
         return status, [None] * len(hits)
     grades, missed = judged_hits(hits, judged)

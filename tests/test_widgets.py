@@ -340,3 +340,23 @@ def test_one_rule_picks_the_columns_of_a_hit_card_for_the_widget_and_plot_hits(c
     w.search("red planet")
     card = w.cards.children[0].children[0].value
     assert "topic" in card and hits.iloc[0]["topic"] in card
+
+
+def test_a_nonsense_query_is_called_weak_and_a_real_question_is_not(tmp_path):
+    # issue 18, item 1: "xqzv blorf wug" showed ten cards like any good query
+    client = qinb.connect(tmp_path / "store")
+    df = qinb.datasets.python_topics()
+    df.qdrant.upsert("py", vectors={"text": qinb.Text("text", chunk_size=256, chunk_overlap=32),
+                                    "bm25": qinb.Bm25("text")}, client=client, progress=False)
+    queries, _ = qinb.datasets.python_questions()
+    for question in queries.iloc[:8]:
+        for using in (None, "text"):
+            assert qinb.search("py", question, using=using, client=client).attrs["weak"] is None
+    for nonsense in ("xqzv blorf wug", "flibber jabber snorkel"):
+        hits = qinb.search("py", nonsense, client=client)
+        assert "no row holds a word of the query" in hits.attrs["weak"]
+    w = qinb.widget("py", client=client)
+    w.search("xqzv blorf wug")
+    assert "probably unrelated" in w.status.value
+    w.search(queries.iloc[0])
+    assert "probably unrelated" not in w.status.value
