@@ -70,6 +70,7 @@ def test_the_shipped_notebooks_run_all_in_jupyterlab_one_after_another(lab, arti
                 assert sum(len(c["outputs"]) for c in cells) >= len(cells) // 2, name
                 if name == "01-quickstart":
                     passage_cards(page, artifacts)
+                    weak_notice(page, artifacts)
                 page.close()
         finally:
             browser.close()
@@ -86,3 +87,16 @@ def passage_cards(page, artifacts: Path) -> None:
     marked = [m.lower() for m in page.locator(".qinb-card .qinb-snippet mark").all_inner_texts()]
     assert {"loop", "list", "items"} & set(marked), marked
     page.screenshot(path=str(artifacts / "browser_passage_cards.png"), full_page=False)
+
+
+def weak_notice(page, artifacts: Path) -> None:
+    """A nonsense query typed into 01-quickstart's widget: the status line says the hits are
+    probably unrelated (issue 18, item 1), where a real question's says nothing of the kind."""
+    box = page.locator("input[placeholder='search…  (Enter)']").first
+    box.fill("xqzv blorf wug")
+    box.press("Enter")
+    notice = page.locator(".qinb-weak")
+    notice.wait_for(timeout=60_000)
+    assert "probably unrelated" in notice.inner_text()
+    notice.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "browser_weak_match.png"), full_page=False)
