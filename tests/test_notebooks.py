@@ -171,3 +171,13 @@ def test_two_shipped_notebooks_run_side_by_side_on_one_store(tmp_path):
                    for o in c["outputs"]]
         assert [o for o in outputs if o["output_type"] == "error"] == [], copy.name
         assert "StoreLockedError" not in _text(outputs)
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (NOTEBOOKS.parent / ".git").exists(),
+                    reason="needs the git checkout")
+def test_jupyters_checkpoints_are_not_new_files_to_git():
+    # opening the notebooks in `make lab` writes notebooks/.ipynb_checkpoints/ (issue 18, item 2)
+    for path in ("notebooks/.ipynb_checkpoints/01-quickstart-checkpoint.ipynb",
+                 ".ipynb_checkpoints/x.ipynb"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=NOTEBOOKS.parent)
+        assert ignored.returncode == 0, path
