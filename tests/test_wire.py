@@ -216,7 +216,7 @@ def test_a_quantized_on_disk_vector_is_made_so_on_a_server_and_rescored(cloud, s
     corpus.qdrant.upsert("compact", vectors=vectors, client=cloud, progress=False)
     create = next(b for m, p, b in server.requests if m == "PUT" and p == "/collections/compact")
     assert create["vectors"]["text"] == {
-        "size": 384, "distance": "Cosine", "on_disk": True,
+        "size": 384, "distance": "Cosine", "on_disk": True, "hnsw_config": {"on_disk": True},
         "quantization_config": {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": True}}}
     corpus.qdrant.search("compact", "red planet", client=cloud, limit=3)
     query = [b for m, p, b in server.requests if p == "/collections/compact/points/query"][-1]

@@ -153,8 +153,11 @@ def _dense_config(size: int, multi: bool, storage: Mapping[str, Any] | None = No
         config.update(hnsw_config=models.HnswConfigDiff(m=0), multivector_config=models.MultiVectorConfig(
             comparator=models.MultiVectorComparator.MAX_SIM))
     storage = storage or {}
-    if storage.get("on_disk"):
+    if storage.get("on_disk"):  # the vectors and their graph
         config["on_disk"] = True
+        config["hnsw_config"] = models.HnswConfigDiff(**{
+            **(config["hnsw_config"].model_dump(exclude_none=True) if "hnsw_config" in config
+               else {}), "on_disk": True})
     if storage.get("quantization") == "int8":
         config["quantization_config"] = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
             type=models.ScalarType.INT8, quantile=0.99, always_ram=True))
