@@ -72,9 +72,6 @@ def main() -> None:
     store, queries = stand_in(args.points) if args.random else real(args.points)
     print(f"{args.points:,} points ({'random stand-in' if args.random else 'MiniLM'} vectors), "
           f"upserted and indexed in {time.perf_counter() - started:.0f} s")
-    from qinb.store.edge import _unindexed
-
-    print("dense vectors without a graph after the upsert:", _unindexed(store.path / "c") or "none")
     exact = E.SearchParams(exact=True)
     settings = [("brute force", exact), ("graph, default ef", None),
                 ("graph, ef=64", E.SearchParams(hnsw_ef=64)),
