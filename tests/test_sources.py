@@ -143,6 +143,12 @@ def test_only_the_columns_needed_are_read_and_stored(client, tmp_path):
     assert "tag" not in payload
 
 
+def test_a_source_of_no_frames_says_so(client):
+    with pytest.warns(qinb.QinbWarning, match="the source has no rows"):
+        report = qinb.upsert([], "none", vectors=VECTORS, client=client, progress=False)
+    assert report.rows == 0 and not client.exists("none")
+
+
 def test_what_the_source_knows_of_its_length(tmp_path):
     df = frame()
     assert sources.open_source(as_source("parquet-glob", df, tmp_path)).total == 40

@@ -155,7 +155,11 @@ def _columns(vectors: Mapping[str, Spec], id_column: str | None,
 
 def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str,
             id_column: str | None, batch_size: int, errors: str, progress: bool) -> UpsertReport:
-    first = next(plans)
+    first = next(plans, None)
+    if first is None:  # an iterable of no frames at all
+        warn(f"nothing was upserted into {collection!r}: the source has no rows, so the "
+             "collection was not created")
+        return UpsertReport(collection=collection)
     specs = fit(first, store, collection)
     # a model that cannot load fails after the spec checks and before any collection is made;
     # chunked vectors are embedded here even for a server that embeds (passages are local)
