@@ -12,7 +12,7 @@ from __future__ import annotations
 import glob
 import itertools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,7 +105,11 @@ def _numbered(batches: Iterable[Any], empty: Any) -> Iterator[pd.DataFrame]:
     offset = 0
     held: list[Any] = []
     rows = 0
-    for batch in itertools.chain(batches, [None]):
+
+    def position() -> int:  # rows read so far, for an error part way
+        return offset + rows
+
+    for batch in itertools.chain(_readable(batches, position), [None]):
         if batch is not None:
             held.append(batch)
             rows += batch.num_rows
@@ -119,6 +123,26 @@ def _numbered(batches: Iterable[Any], empty: Any) -> Iterator[pd.DataFrame]:
             yield piece
     if offset == 0:
         yield empty.to_pandas()
+
+
+def _readable(batches: Iterable[Any], done: Callable[[], int]) -> Iterator[Any]:
+    """The batches, with a file that turns out unreadable part way (a CSV column whose type
+    changes after the first block, a truncated file) named in qinb's words."""
+    import pyarrow as pa
+
+    iterator = iter(batches)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+            raise ArgumentError(
+                f"the source could not be read past row {done()} ({type(exc).__name__}: {exc}). "
+                "For a CSV file whose column changes type part way, convert it to Parquet with "
+                "explicit types, or pass a polars LazyFrame (pl.scan_csv with "
+                "schema_overrides=)") from exc
+        yield batch
 
 
 def _arrow(data: Any, columns: Sequence[str] | None) -> Source:

@@ -177,11 +177,13 @@ def test_sources_qinb_cannot_read_are_refused_with_what_it_takes(tmp_path):
     (tmp_path / "broken.parquet").write_text("not parquet at all")
     with pytest.raises(ArgumentError, match="cannot be read as parquet"):
         qinb.upsert(tmp_path / "broken.parquet", "c", vectors=VECTORS)
-    with pytest.raises(ArgumentError, match="item 2 is a str"):
-        qinb.upsert([frame(), "text"], "c", vectors=VECTORS, progress=False)
     with pytest.raises(ArgumentError, match="not a int"):
         qinb.upsert(5, "c", vectors=VECTORS)
     assert qinb.connect().collections() == []
+    # an iterable whose second item is no frame: the first frame's rows are written, and said
+    with pytest.raises(ArgumentError, match=r"item 2 is a str.*40 points were written"):
+        qinb.upsert([frame(), "text"], "c", vectors=VECTORS, progress=False)
+    assert qinb.connect().count("c") == 40
 
 
 def test_a_missing_optional_library_names_the_extra(monkeypatch, tmp_path):
@@ -189,3 +191,22 @@ def test_a_missing_optional_library_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pyarrow.dataset", None)  # as if pyarrow were not installed
     with pytest.raises(MissingDependencyError, match=r"pip install 'qinb\[arrow\]'"):
         qinb.upsert(path, "c", vectors=VECTORS)
+
+
+def test_a_csv_that_changes_type_part_way_says_so(client, tmp_path, monkeypatch):
+    # pyarrow infers a CSV column's type from its first block: a later text breaks it
+    # (blocks of 4 kB here, so that 400 rows span several)
+    import pyarrow.csv as pacsv
+    import pyarrow.dataset as pads
+
+    df = frame(400).assign(code=[str(i) for i in range(399)] + ["not a number"])
+    path = tmp_path / "changes.csv"
+    df.to_csv(path, index=False)
+    original = pads.dataset
+    small = pads.CsvFileFormat(read_options=pacsv.ReadOptions(block_size=4096))
+    monkeypatch.setattr(pads, "dataset", lambda files, format: original(files, format=small))
+    with pytest.raises(ArgumentError, match=r"could not be read past row (\d+).*(\d+) points were "
+                                            "written from the rows before it") as caught:
+        qinb.upsert(path, "csv", vectors=VECTORS, client=client, progress=False)
+    written = int(str(caught.value).split(" points were written")[0].split()[-1])
+    assert written > 0 and client.count("csv") == written

@@ -9,7 +9,6 @@ that memory stays flat::
 from __future__ import annotations
 
 import contextlib
-import itertools
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -176,7 +175,7 @@ def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str
                     total=len(first.valid) if source.whole else source.total, progress=progress)
     try:
         with writer:
-            for plan in itertools.chain([first], plans):
+            for plan in _pieces(first, plans, writer):
                 if len(plan.failed) and errors == "raise":
                     writer.wait()  # the pieces before it are written whole, and counted
                     raise refusal(plan.failed, writer.written)
@@ -222,6 +221,23 @@ def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str
     report.add_counts(counts)
     warn_truncated(report)
     return report
+
+
+def _pieces(first: Plan, plans: Iterator[Plan], writer: Writer) -> Iterator[Plan]:
+    """The plans of the source's pieces; a source that fails part way (a file unreadable past
+    some row) raises after the pieces before it are written, saying how many points that is."""
+    yield first
+    while True:
+        try:
+            plan = next(plans)
+        except StopIteration:
+            return
+        except ArgumentError as exc:
+            writer.wait()
+            raise ArgumentError(
+                f"{exc}. {writer.written} points were written from the rows before it; run the "
+                "same upsert again once it is fixed (written rows are skipped)") from exc
+        yield plan
 
 
 def _fitted(plan: Plan, specs: Mapping[str, Spec]) -> dict[str, float]:
