@@ -138,7 +138,8 @@ def _readable(batches: Iterable[Any], done: Callable[[], int]) -> Iterator[Any]:
             return
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
             raise ArgumentError(
-                f"the source could not be read past row {done()} ({type(exc).__name__}: {exc}). "
+                f"the source could not be read{f' past row {done()}' if done() else ''} "
+                f"({type(exc).__name__}: {exc}). "
                 "For a CSV file whose column changes type part way, convert it to Parquet with "
                 "explicit types, or pass a polars LazyFrame (pl.scan_csv with "
                 "schema_overrides=)") from exc
