@@ -39,7 +39,7 @@ __all__ = ["passage_scores", "search"]
 HIT_COLUMNS = ("score", "rank", "id")
 # below this best dense score, with no word of the query in any row, hits are called weak:
 # all-MiniLM-L6-v2 gave the 34 bundled questions 0.31-0.47 (whole texts, passages), twelve
-# nonsense queries 0.06-0.34 (qinb/data, measured for issue 18)
+# nonsense queries 0.06-0.34 (tests/test_widgets.py checks a few of each)
 WEAK_BELOW = {"sentence-transformers/all-minilm-l6-v2": 0.30}
 SCORE_PREFIX = "score_"  # each vector's own score of a hit: score_<vector>
 PASSAGE_COLUMNS = ("passage", "passage_score")  # the best passage of a chunked vector
@@ -128,7 +128,6 @@ def search(collection: str, query: Any = None, *,
     frame = _with_passages(frame, store, collection, specs, asked, hits)
     # which columns hold the text the vectors were made from (and the images'), for the cards
     # of the widget and of plot_hits (cards.hit_columns)
-    frame.attrs["using"] = [p.using for p in asked]
     frame.attrs["texts"] = list(dict.fromkeys(s.column for s in specs.values() if s.kind != "image"))
     frame.attrs["sources"] = list(dict.fromkeys(s.column for s in specs.values()))
     frame.attrs["weak"] = (_weak(store, collection, specs, query, frame, flt)
@@ -143,14 +142,14 @@ def _weak(store: Store, collection: str, specs: Mapping[str, Spec], query: str,
     real question on the bundled data (WEAK_BELOW). Both, since either alone also happens to
     a good query: a paraphrase shares no word, and some models score everything low."""
     bm25 = next((n for n, s in specs.items() if isinstance(s, Bm25)), None)
-    dense = [(n, WEAK_BELOW[s.model.lower()]) for n, s in specs.items()
-             if s.kind == "text" and s.model.lower() in WEAK_BELOW]
-    best = {n: frame[f"{SCORE_PREFIX}{n}"].max() if f"{SCORE_PREFIX}{n}" in frame else
-            frame["score"].iloc[0] if frame.attrs.get("using") == [n] else None for n, _ in dense}
-    scored = [(n, float(v), below) for (n, below) in dense if (v := best[n]) is not None
-              and not pd.isna(v)]
+    # each queried vector's own scores are in score_<vector>, for one vector as for several
+    scored = [(n, float(frame[f"{SCORE_PREFIX}{n}"].max()), WEAK_BELOW[s.model.lower()])
+              for n, s in specs.items() if s.kind == "text" and s.model.lower() in WEAK_BELOW
+              and f"{SCORE_PREFIX}{n}" in frame and frame[f"{SCORE_PREFIX}{n}"].notna().any()]
     if bm25 is None or not scored or any(v >= below for _, v, below in scored):
         return None
+    if f"{SCORE_PREFIX}{bm25}" in frame and frame[f"{SCORE_PREFIX}{bm25}"].notna().any():
+        return None  # a hybrid query's hits already show BM25 finding words
     words = nearest(store, collection, probes(specs, resolve_queries(specs, [bm25], query,
                                                                       store.cloud)),
                     limit=1, filter=flt)
