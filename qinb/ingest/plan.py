@@ -194,9 +194,11 @@ class SeenIds:
         if sum(len(r) for r in self._recent) > len(self._sorted) // 4:
             self._sorted = np.sort(np.concatenate([self._sorted, *self._recent]))
             self._recent = []
-        dup = np.isin(keys, self._sorted) if len(self._sorted) else np.zeros(len(keys), bool)
-        for recent in self._recent:
-            dup |= np.isin(keys, recent)
+        dup = np.zeros(len(keys), bool)
+        for known in (self._sorted, *self._recent):  # each sorted: a binary search per id
+            if len(known):
+                at = np.minimum(np.searchsorted(known, keys), len(known) - 1)
+                dup |= known[at] == keys
         self._recent.append(np.sort(keys))
         return np.flatnonzero(dup).tolist()
 
