@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from qdrant_client import QdrantClient, models
 
-from qinb.errors import ArgumentError, CollectionError
+from qinb.errors import ArgumentError
 from qinb.query import to_filter
-from qinb.store import ROW_KEY, Record, Store, as_store
+from qinb.store import ROW_KEY, Record, Store, as_store, require, split_row
 
 __all__ = ["read"]
 
@@ -55,10 +55,7 @@ def read(collection: str, *, columns: Sequence[str] | None = None,
     >>> again = qinb.upsert(qinb.read("docs"), "docs-copy", vectors=specs)   # embeds nothing new
     """
     store = as_store(client)
-    if not store.exists(collection):
-        known = ", ".join(store.collections()) or "none"
-        raise CollectionError(f"collection {collection!r} does not exist in {store.where()} "
-                              f"(collections here: {known})")
+    require(store, collection)
     shape = store.shape(collection)
     names = _vector_names(vectors, [*shape.dense, *sorted(shape.sparse)], collection)
     pages = _pages(store, collection, columns, names, to_filter(filter), progress)
@@ -110,10 +107,8 @@ def _frame(records: Sequence[Record], columns: Sequence[str], names: Sequence[st
     vectors asked for, indexed by the source rows' labels (the point id where there is none)."""
     rows, labels = [], []
     for record in records:
-        payload = dict(record.payload or {})
-        label = payload.pop(ROW_KEY, record.id)
-        labels.append(tuple(label) if isinstance(label, list) else label)
-        row = {k: v for k, v in payload.items() if not k.startswith("_qinb")}
+        label, row = split_row(record.payload or {}, record.id)
+        labels.append(label)
         row.update({n: _vector(record.vectors.get(n)) for n in names})
         rows.append(row)
     frame = pd.DataFrame.from_records(rows, columns=None if rows else [*columns, *names])

@@ -24,7 +24,6 @@ from qinb.query import (
 from qinb.spec import Bm25, Image, Spec, Text
 from qinb.store import (
     PASSAGES_KEY,
-    ROW_KEY,
     Hit,
     PointId,
     Probe,
@@ -32,6 +31,7 @@ from qinb.store import (
     as_store,
     sample_payloads,
     saved_specs,
+    split_row,
 )
 
 __all__ = ["passage_scores", "search"]
@@ -274,13 +274,12 @@ def hits_frame(points: Sequence[Hit], df: pd.DataFrame | None = None,
     records, labels = [], []
     scores = scores or {}
     for rank, p in enumerate(points, start=1):
-        payload = dict(p.payload or {})
-        label = payload.pop(ROW_KEY, p.id)
-        labels.append(tuple(label) if isinstance(label, list) else label)
+        label, payload = split_row(p.payload or {}, p.id)
+        labels.append(label)
         per_vector = {f"{SCORE_PREFIX}{n}": by_id.get(p.id, float("nan")) for n, by_id in scores.items()}
         # a payload column named like a hit column keeps its value under "payload_<name>"
         fields = {(f"payload_{k}" if k in HIT_COLUMNS or k in per_vector else k): v
-                  for k, v in payload.items() if not k.startswith("_qinb")}
+                  for k, v in payload.items()}
         records.append({"score": p.score, "rank": rank, "id": p.id, **per_vector, **fields})
     columns = [*HIT_COLUMNS, *(f"{SCORE_PREFIX}{n}" for n in scores)]
     hits = pd.DataFrame.from_records(records, columns=None if records else columns)

@@ -13,7 +13,14 @@ from qinb.store._connect import as_store, close_all, connect, default_path
 from qinb.store._copy import copy
 from qinb.store.base import Hit, Point, PointId, Probe, Record, Shape, Store
 from qinb.store.client import ClientStore
-from qinb.store.collection import dense_vectors, ensure_collection, sample_payloads, saved_specs
+from qinb.store.collection import (
+    dense_vectors,
+    ensure_collection,
+    require,
+    sample_payloads,
+    saved_specs,
+    split_row,
+)
 from qinb.store.edge import EdgeStore
 
 __all__ = [
@@ -37,8 +44,10 @@ __all__ = [
     "default_path",
     "dense_vectors",
     "ensure_collection",
+    "require",
     "sample_payloads",
     "saved_specs",
+    "split_row",
 ]
 
 HASH_KEY = "_qinb_hash"  # hash of the payload qinb wrote

@@ -12,19 +12,36 @@ from qinb.errors import CollectionError, SpecConflictError
 from qinb.spec import Bm25, Spec, public, specs_from_metadata, specs_to_metadata
 from qinb.store.base import PointId, Store
 
-__all__ = ["dense_vectors", "ensure_collection", "kept_as", "sample_payloads", "saved_specs"]
+__all__ = ["dense_vectors", "ensure_collection", "kept_as", "require", "sample_payloads",
+           "saved_specs", "split_row"]
 
 
-def saved_specs(store: Store, collection: str, secrets: Mapping[str, str] | None = None
-                ) -> tuple[dict[str, Spec], str | None]:
-    """The specs and id column saved with a collection (credentials from ``secrets`` or the
-    environment: they are never saved)."""
+def require(store: Store, collection: str) -> None:
+    """A CollectionError naming the collections there are, unless ``collection`` exists."""
     if not store.exists(collection):
         known = ", ".join(store.collections()) or "none"
         raise CollectionError(
             f"collection {collection!r} does not exist in {store.where()} (collections here: "
             f"{known}); create it with df.qdrant.upsert"
         )
+
+
+def split_row(payload: Mapping[str, Any], point_id: PointId) -> tuple[Any, dict[str, Any]]:
+    """A stored point's source row label (its id where none was stored) and its payload without
+    qinb's own keys: how hits and read-back rows are indexed and what columns they show."""
+    from qinb.payload import RESERVED_PREFIX
+    from qinb.store import ROW_KEY  # defined beside the package's imports of this module
+
+    label = payload.get(ROW_KEY, point_id)
+    fields = {k: v for k, v in payload.items() if not k.startswith(RESERVED_PREFIX)}
+    return (tuple(label) if isinstance(label, list) else label), fields
+
+
+def saved_specs(store: Store, collection: str, secrets: Mapping[str, str] | None = None
+                ) -> tuple[dict[str, Spec], str | None]:
+    """The specs and id column saved with a collection (credentials from ``secrets`` or the
+    environment: they are never saved)."""
+    require(store, collection)
     metadata = store.shape(collection).metadata
     specs = specs_from_metadata(collection, metadata, secrets)
     return specs, (metadata or {}).get("qinb", {}).get("id_column")
