@@ -1,9 +1,11 @@
 """``df.qdrant``: one-line delegation to the plain functions; no state on the accessor. Registered
-on pandas DataFrames, and on polars DataFrames and LazyFrames where polars is installed."""
+on pandas DataFrames, on polars DataFrames and LazyFrames where polars is installed, and on Dask
+DataFrames once ``dask.dataframe`` is imported (before or after qinb)."""
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from typing import Any
 
 import pandas as pd
@@ -37,9 +39,10 @@ class QdrantAccessor:
         return widget(collection, df=self._df, **kwargs)
 
 
-class PolarsNamespace:
-    """``df.qdrant`` on a polars DataFrame or LazyFrame: ``.upsert`` streams it in a piece at a
-    time; ``.search`` returns a pandas DataFrame of hits with their payload."""
+class SourceNamespace:
+    """``df.qdrant`` on a polars DataFrame or LazyFrame, or a Dask DataFrame: ``.upsert``
+    streams it in a piece (or partition) at a time; ``.search`` returns a pandas DataFrame of
+    hits with their payload."""
 
     def __init__(self, df: Any) -> None:
         self._df = df
@@ -56,5 +59,20 @@ class PolarsNamespace:
 if importlib.util.find_spec("polars") is not None:
     import polars as pl
 
-    pl.api.register_dataframe_namespace("qdrant")(PolarsNamespace)
-    pl.api.register_lazyframe_namespace("qdrant")(PolarsNamespace)
+    pl.api.register_dataframe_namespace("qdrant")(SourceNamespace)
+    pl.api.register_lazyframe_namespace("qdrant")(SourceNamespace)
+
+
+def _register_dask(module: Any = None) -> None:
+    from dask.dataframe.extensions import register_dataframe_accessor
+
+    register_dataframe_accessor("qdrant")(SourceNamespace)
+
+
+# importing dask.dataframe takes seconds: qinb does not, but registers when the user does
+if "dask.dataframe" in sys.modules:
+    _register_dask()
+elif importlib.util.find_spec("dask") is not None and importlib.util.find_spec("wrapt") is not None:
+    import wrapt
+
+    wrapt.register_post_import_hook(_register_dask, "dask.dataframe")

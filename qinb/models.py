@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -189,12 +190,32 @@ def local_path(name: str) -> Path | None:
 
 def text_model(name: str, runtime: dict[str, Any] | None = None) -> Any:
     """The loaded fastembed text model ``name`` (cached per runtime options)."""
-    return _load("text", describe(name).name, tuple(sorted((runtime or {}).items())))
+    with _loading:
+        return _load("text", describe(name).name, tuple(sorted((runtime or {}).items())))
 
 
 def image_model(name: str, runtime: dict[str, Any] | None = None) -> Any:
     """The loaded fastembed image model ``name`` (cached per runtime options)."""
-    return _load("image", describe(name).name, tuple(sorted((runtime or {}).items())))
+    with _loading:
+        return _load("image", describe(name).name, tuple(sorted((runtime or {}).items())))
+
+
+def loads() -> list[tuple[str, dict[str, Any]]]:
+    """Every model this process has loaded, in order, with the runtime options it was given
+    (``threads``, ``providers``...): one entry per load, so a model loaded twice shows twice.
+
+    Examples
+    --------
+    >>> qinb.models.loads()
+    [('sentence-transformers/all-MiniLM-L6-v2', {})]
+    """
+    return [(name, dict(runtime)) for name, runtime in _loaded]
+
+
+# one thread loads a model while others that want it wait, rather than load it again (threads
+# of a Dask worker, a widget callback beside a running cell)
+_loading = threading.RLock()
+_loaded: list[tuple[str, tuple[tuple[str, Any], ...]]] = []
 
 
 @functools.lru_cache(maxsize=16)
@@ -216,7 +237,9 @@ def _load(modality: str, name: str, runtime: tuple[tuple[str, Any], ...]) -> Any
     cls = TextEmbedding if modality == "text" else ImageEmbedding
     try:
         with _fastembed_quiet():
-            return cls(name, **kwargs)
+            model = cls(name, **kwargs)
+        _loaded.append((name, runtime))
+        return model
     except Exception as exc:
         where = (f"from {local}" if local else
                  "from fastembed's cache (the Hugging Face hub is unreachable)" if offline else

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import pandas as pd
@@ -18,7 +18,8 @@ from qdrant_client import QdrantClient, models
 
 from qinb.embed import Embedder
 from qinb.errors import ArgumentError, InvalidRowsError, warn
-from qinb.ingest.changes import diff, points, stored_state
+from qinb.ingest import _dask
+from qinb.ingest.changes import diff, payload_only, points, stored_state
 from qinb.ingest.plan import Plan, SeenIds, failed_frame, fit, make_plan, refusal
 from qinb.ingest.report import UpsertReport, warn_truncated
 from qinb.ingest.resolve import Resolved, resolve
@@ -131,6 +132,14 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
         raise ArgumentError(f"errors must be 'raise' or 'skip', not {errors!r}")
     store = as_store(client)
     checked = check_vectors(vectors)
+    if _dask.is_dask(df):
+        _dask.check_ids(id_column)
+        cluster = _dask.cluster()
+        if cluster is not None:
+            with store.writer_lock(collection):
+                return _dask.upsert_on_cluster(cluster, df, store, collection, checked,
+                                               str(id_column), payload, batch_size, errors,
+                                               progress, thumbnails)
     source = open_source(df, _columns(checked, id_column, payload))
     # a pandas frame is refused whole before anything is made; a streamed source's pieces are
     # checked as they come, and a bad row is refused after the pieces before it are written
@@ -185,16 +194,18 @@ def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str
                 if not source.whole:
                     writer.skip(len(plan.df) - len(plan.valid))
                 for rows in plan.chunks(specs, CHUNK_ROWS):
-                    changes = diff(rows, {} if created else stored_state(store, collection, rows))
+                    stored = {} if created else stored_state(store, collection,
+                                                             [r.id for r in rows])
+                    changes = diff(rows, stored)
                     resolved = resolve(changes, specs, embedder, store.cloud)
                     if resolved.failed and errors == "raise":
-                        raise _row_failed(resolved, writer.written)
+                        raise row_failed(resolved.failed.values(), writer.written)
                     upserts, updates = points(changes, resolved.vectors, set(resolved.failed))
                     writer.put(upserts, updates, len(rows))
                     report.unchanged += changes.unchanged
-                    report.payload_only += sum(1 for p in updates if not p.vectors)
+                    report.payload_only += payload_only(updates)
                     late.extend(resolved.failed.values())
-                    _add(counts, resolved, report)
+                    add_counts(counts, resolved, report)
     except KeyboardInterrupt:
         _discard_if_empty(store, collection, created, writer.written)
         raise KeyboardInterrupt(
@@ -205,15 +216,23 @@ def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str
         _discard_if_empty(store, collection, created, writer.written)
         raise
     report.upserted = writer.written
+    return close(store, report, failed, late, counts, progress)
+
+
+def close(store: Store, report: UpsertReport, failed: list[pd.DataFrame],
+          late: list[tuple[object, str, str]], counts: dict[str, Counter[str]],
+          progress: bool) -> UpsertReport:
+    """The end of an upsert that wrote ``report.upserted`` points: the failed rows and counts
+    into the report; the index built, or a collection that received nothing removed."""
+    collection = report.collection
     report.failed_rows += len(late)
-    if late:
-        failed.append(failed_frame(late))
-    report.failed = pd.concat([f for f in failed if len(f)] or [failed[0]], ignore_index=True)
+    report.failed = pd.concat([f for f in [*failed, failed_frame(late)] if len(f)]
+                              or failed[:1] or [failed_frame([])], ignore_index=True)
     if report.upserted:
         store.finish(collection, progress)
-    elif created:
+    elif report.created:
         # nothing asked for an empty collection: none is left behind
-        _discard_if_empty(store, collection, created, 0)
+        _discard_if_empty(store, collection, True, 0)
         report.created = False
         warn(f"nothing was upserted into {collection!r}: the source has {report.rows} rows"
              f"{', all of them failed (see report.failed)' if report.rows else ''}, so the "
@@ -247,7 +266,7 @@ def _fitted(plan: Plan, specs: Mapping[str, Spec]) -> dict[str, float]:
             and isinstance(s.avg_len, (int, float))}
 
 
-def _add(counts: dict[str, Counter[str]], resolved: Resolved, report: UpsertReport) -> None:
+def add_counts(counts: dict[str, Counter[str]], resolved: Resolved, report: UpsertReport) -> None:
     """Add one chunk's counts to the upsert's."""
     for name, found in resolved.counts.items():
         longest = max(counts[name]["longest"], found["longest"])
@@ -256,8 +275,9 @@ def _add(counts: dict[str, Counter[str]], resolved: Resolved, report: UpsertRepo
     report.windows.update(resolved.windows)
 
 
-def _row_failed(resolved: Resolved, written: int) -> InvalidRowsError:
-    label, column, reason = next(iter(resolved.failed.values()))
+def row_failed(failed: Iterable[tuple[object, str, str]], written: int) -> InvalidRowsError:
+    """The error for a row whose object could not be embedded, after ``written`` points."""
+    label, column, reason = next(iter(failed))
     return InvalidRowsError(
         f"row {label!r} {column}: {reason}. {written} points were written before it; fix the "
         "row and run the same upsert again (written rows are skipped), or pass errors='skip' "

@@ -14,7 +14,7 @@ from qinb.ingest.plan import Row
 from qinb.objects import Passages, object_digest, payload_hash
 from qinb.store import HASH_KEY, OBJECTS_KEY, PASSAGES_KEY, Point, PointId, Store
 
-__all__ = ["Change", "Changes", "diff", "points", "stored_state"]
+__all__ = ["Change", "Changes", "diff", "payload_only", "points", "stored_state"]
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,16 @@ class Changes:
     unchanged: int
 
 
-def stored_state(store: Store, collection: str, rows: Sequence[Row]
+def stored_state(store: Store, collection: str, ids: Sequence[PointId]
                  ) -> dict[PointId, Mapping[str, Any]]:
-    """What the store holds of these rows: their object identities and payload hash."""
-    records = store.retrieve(collection, [row.id for row in rows], payload=[HASH_KEY, OBJECTS_KEY])
-    return {r.id: r.payload for r in records}
+    """What the store holds of the points with these ids: their object identities and payload
+    hash, read 4,096 points at a time."""
+    found: dict[PointId, Mapping[str, Any]] = {}
+    for start in range(0, len(ids), 4096):
+        for record in store.retrieve(collection, ids[start:start + 4096],
+                                     payload=[HASH_KEY, OBJECTS_KEY]):
+            found[record.id] = record.payload
+    return found
 
 
 def diff(rows: Sequence[Row], stored: Mapping[PointId, Mapping[str, Any]]) -> Changes:
@@ -78,3 +83,8 @@ def points(changes: Changes, vectors: Mapping[tuple[PointId, str], Any],
         point = Point(row.id, {n: vectors[row.id, n] for n in sorted(change.embed)}, payload)
         (upserts if change.new else updates).append(point)
     return upserts, updates
+
+
+def payload_only(updates: Sequence[Point]) -> int:
+    """Updates that write the payload alone (no object of the row changed)."""
+    return sum(1 for p in updates if not p.vectors)

@@ -70,17 +70,19 @@ def _dense_params(size: int, multi: bool, storage: Mapping[str, Any] | None = No
              if storage.get("on_disk") else None)
     return E.EdgeVectorParams(size=size, distance=E.Distance.Cosine, multivector_config=_multi(multi),
                               hnsw_config=graph, on_disk=bool(storage.get("on_disk")),
-                              quantization_config=_quantization(storage.get("quantization")))
+                              quantization_config=_quantization(storage.get("quantization"),
+                                                                  bool(storage.get("on_disk"))))
 
 
-def _quantization(kind: str | None) -> Any:
-    """A quantized copy kept in RAM, whatever the full vectors' place."""
+def _quantization(kind: str | None, on_disk: bool) -> Any:
+    """A quantized copy: in RAM beside full vectors in RAM, memory-mapped beside full vectors
+    on disk (the kernel keeps the pages searches use, and takes them back when memory is short)."""
     import qdrant_edge as E
 
     if kind == "int8":
-        return E.ScalarQuantizationConfig(E.ScalarType.Int8, quantile=0.99, always_ram=True)
+        return E.ScalarQuantizationConfig(E.ScalarType.Int8, quantile=0.99, always_ram=not on_disk)
     if kind == "binary":
-        return E.BinaryQuantizationConfig(always_ram=True)
+        return E.BinaryQuantizationConfig(always_ram=not on_disk)
     return None
 
 

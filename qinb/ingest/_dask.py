@@ -1,0 +1,289 @@
+"""A Dask DataFrame as a source. On a ``distributed`` cluster its partitions are checked and
+embedded by the workers that hold them; the client reads what the store holds of their rows
+(for an embedded store) and writes the vectors they send back, or, for a Qdrant server, the
+workers write their points themselves. Without a cluster, its partitions are computed here one
+at a time and go in as any streamed source does.
+
+Per partition, on a cluster::
+
+    worker: partition --plan--> checked rows (kept on the worker) --> their ids (to the client)
+    client: ids --> duplicates across partitions, what the store holds of them
+    worker: rows + what is stored --diff, resolve (cache, model), points--> the points to write
+            (to the client, which writes them; or written by the worker to the server)
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from qinb.embed import Embedder
+from qinb.errors import ArgumentError, MissingDependencyError
+from qinb.ingest.changes import diff, payload_only, points, stored_state
+from qinb.ingest.plan import Plan, SeenIds, failed_frame, fit, make_plan, refusal
+from qinb.ingest.report import UpsertReport
+from qinb.ingest.resolve import Resolved, resolve
+from qinb.spec import Spec
+from qinb.store import Point, Store, ensure_collection
+
+__all__ = ["cluster", "is_dask", "partitions", "upsert_on_cluster"]
+
+PLUGIN = "qinb"  # the name of qinb's worker plugin: registering it again replaces it
+AHEAD_PER_WORKER = 2  # partitions in flight per worker: one embedding, one being sent or written
+
+
+def is_dask(data: Any) -> bool:
+    """Whether ``data`` is a Dask DataFrame (without importing Dask)."""
+    return (type(data).__module__.split(".")[0] in ("dask", "dask_expr")
+            and hasattr(data, "npartitions") and hasattr(data, "to_delayed"))
+
+
+def cluster() -> Any:
+    """The ``distributed`` client this process works with, or None (no cluster: Dask's own
+    scheduler computes the partitions here)."""
+    try:
+        from distributed import get_client
+    except ImportError:
+        return None
+    try:
+        return get_client()
+    except ValueError:
+        return None
+
+
+def check_ids(id_column: str | None) -> None:
+    if id_column is None:
+        raise ArgumentError(
+            "a Dask DataFrame needs id_column=: each partition numbers its rows from its own "
+            "start (and a Dask index need not be unique), so row positions cannot be point ids "
+            "that stay the same from one run to the next. Pass the column that identifies a "
+            "row, for example id_column='doc_id'")
+
+
+def partitions(ddf: Any, columns: Sequence[str] | None) -> Iterator[pd.DataFrame]:
+    """The partitions as pandas frames, one computed at a time (by Dask's own scheduler)."""
+    frame = ddf if columns is None else ddf[list(columns)]
+    for number in range(frame.npartitions):
+        yield frame.get_partition(number).compute()
+
+
+@dataclass
+class Summary:
+    """What the client needs to know of a checked partition: its row count, the ids and labels
+    of its valid rows, and the rows that failed their checks."""
+
+    rows: int
+    ids: list[int | str]
+    labels: list[Any]
+    failed: pd.DataFrame
+
+
+@dataclass
+class Done:
+    """A partition's points (for the client to write), or how many its worker wrote."""
+
+    rows: int
+    upserts: list[Point] = field(default_factory=list)
+    updates: list[Point] = field(default_factory=list)
+    written: int = 0
+    unchanged: int = 0
+    payload_only: int = 0
+    late: list[tuple[object, str, str]] = field(default_factory=list)
+    resolved: list[Resolved] = field(default_factory=list)
+
+
+# --- on the workers -------------------------------------------------------------------------
+
+_embedder: Embedder | None = None
+_servers: dict[str, Store] = {}
+
+
+def _plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str, payload: Any,
+          wire: bool, thumbnails: bool) -> Plan:
+    return make_plan(df, vectors, id_column, payload, "skip", wire=wire, thumbnails=thumbnails)
+
+
+def _summary(plan: Plan) -> Summary:
+    return Summary(len(plan.df), [plan.ids[p] for p in plan.valid],
+                   [plan.df.index[p] for p in plan.valid], plan.failed)
+
+
+def _server(options: Mapping[str, Any]) -> Store:
+    """One store per server and process: the worker's connection, made once."""
+    from qdrant_client import QdrantClient
+
+    from qinb.store.client import ClientStore
+
+    key = repr(sorted(options.items()))
+    if key not in _servers:
+        _servers[key] = ClientStore(QdrantClient(**options))
+    return _servers[key]
+
+
+def _finish(plan: Plan, drop: Sequence[int], stored: Mapping[Any, Any] | None,
+            specs: Mapping[str, Spec], collection: str, server: Mapping[str, Any] | None,
+            batch_size: int) -> Done:
+    """Diff, resolve and make the points of a checked partition, leaving out the valid rows at
+    positions ``drop`` (their ids came earlier); a worker keeps one Embedder, so a model is
+    loaded once and an object seen by an earlier partition here is not embedded again."""
+    global _embedder
+    from qinb.ingest import CHUNK_ROWS
+    from qinb.ingest.writer import Writer
+
+    if drop:
+        gone = {plan.valid[i] for i in drop}
+        plan.valid = [p for p in plan.valid if p not in gone]
+    if _embedder is None:
+        _embedder = Embedder(progress=False)
+    store = _server(server) if server is not None else None
+    done = Done(rows=len(plan.df))
+    writer = Writer(store, collection, batch_size=batch_size, total=None, progress=False) \
+        if store is not None else None
+    cloud = bool(server and server.get("cloud_inference"))
+    try:
+        for rows in plan.chunks(specs, CHUNK_ROWS):
+            state = stored if store is None else stored_state(store, collection, [r.id for r in rows])
+            changes = diff(rows, state or {})
+            resolved = resolve(changes, specs, _embedder, cloud)
+            upserts, updates = points(changes, resolved.vectors, set(resolved.failed))
+            if writer is not None:
+                writer.put(upserts, updates, len(rows))
+            else:
+                done.upserts += upserts
+                done.updates += updates
+            done.unchanged += changes.unchanged
+            done.payload_only += payload_only(updates)
+            done.late.extend(resolved.failed.values())
+            done.resolved.append(Resolved(counts=resolved.counts, windows=resolved.windows))
+    finally:
+        if writer is not None:
+            with writer:
+                pass
+            done.written = writer.written
+    return done
+
+
+# --- on the client ---------------------------------------------------------------------------
+
+def _remote(store: Store) -> dict[str, Any] | None:
+    """The arguments that make a ``QdrantClient`` of this store's server on a worker, or None
+    for a store only this process can write (embedded, local mode)."""
+    from qinb.store.client import ClientStore
+
+    if not isinstance(store, ClientStore) or store._local():
+        return None
+    options = dict(store.client.init_options)
+    if options.get("location") == ":memory:" or options.get("path"):
+        return None
+    return options
+
+
+def upsert_on_cluster(client: Any, ddf: Any, store: Store, collection: str,
+                      vectors: Mapping[str, Spec], id_column: str, payload: Any,
+                      batch_size: int, errors: str, progress: bool, thumbnails: bool
+                      ) -> UpsertReport:
+    """Upsert a Dask DataFrame with the cluster's workers doing the checking and embedding."""
+    from dask.delayed import delayed
+
+    from qinb.ingest import _discard_if_empty, _fitted, add_counts, close, row_failed
+    from qinb.ingest.writer import Writer
+    from qinb.progress import progress_bar
+
+    server = _remote(store)
+    from qinb.ingest._dask_plugin import QinbWorker
+
+    client.register_plugin(QinbWorker(), name=PLUGIN)
+    columns = None if payload is None else list(dict.fromkeys(
+        [*([payload] if isinstance(payload, str) else payload),
+         *(s.column for s in vectors.values()), id_column]))
+    frame = ddf if columns is None else ddf[columns]
+    parts = frame.to_delayed()
+    # the specs are fitted (BM25's avg_len="auto") and checked against the collection here,
+    # on the first partition, before any worker embeds
+    first = make_plan(parts[0].compute(), vectors, id_column, payload, "skip",
+                      wire=store.cloud, thumbnails=thumbnails)
+    specs = fit(first, store, collection)
+    created = ensure_collection(store, collection, specs, id_column)
+    report = UpsertReport(collection=collection, created=created, avg_len=_fitted(first, specs))
+    del first
+    counts: dict[str, Counter[str]] = {name: Counter() for name in specs}
+    failed: list[pd.DataFrame] = []
+    late: list[tuple[object, str, str]] = []
+    seen = SeenIds()
+    ahead = AHEAD_PER_WORKER * max(1, len(client.scheduler_info().get("workers", {})))
+    plan_of = delayed(_plan, pure=True)
+    started: deque[tuple[Any, Any]] = deque()
+    finishing: deque[Any] = deque()
+    rows_bar = progress_bar(total=None, desc=f"upserting {collection!r} on {len(parts)} "
+                            "partitions", unit="row", disable=not progress or server is None)
+    writer = Writer(store, collection, batch_size=batch_size, total=None,
+                    progress=progress and server is None)
+    written = 0
+
+    def take(done: Done) -> None:
+        nonlocal written
+        if server is None:
+            writer.put(done.upserts, done.updates, done.rows)
+        else:
+            written += done.written
+            rows_bar.update(done.rows)
+        report.unchanged += done.unchanged
+        report.payload_only += done.payload_only
+        late.extend(done.late)
+        for resolved in done.resolved:
+            add_counts(counts, resolved, report)
+        if done.late and errors == "raise":
+            writer.wait()
+            raise row_failed(done.late, writer.written + written)
+
+    try:
+        with writer, rows_bar:
+            for number in range(len(parts)):
+                while len(started) < ahead and number + len(started) < len(parts):
+                    plan = client.compute(plan_of(parts[number + len(started)], vectors, id_column,
+                                                  payload, store.cloud, thumbnails))
+                    started.append((plan, client.submit(_summary, plan)))
+                plan, summary_future = started.popleft()
+                summary: Summary = summary_future.result()
+                report.rows += summary.rows
+                report.failed_rows += summary.rows - len(summary.ids)
+                drop = seen.add(summary.ids)
+                bad = failed_frame([(summary.labels[i], id_column, f"duplicate id "
+                                     f"{summary.ids[i]!r}: a row of an earlier partition has the "
+                                     "same id") for i in drop])
+                report.failed_rows += len(drop)
+                if (len(summary.failed) or len(bad)) and errors == "raise":
+                    writer.wait()
+                    raise refusal(pd.concat([summary.failed, bad], ignore_index=True),
+                                  writer.written + written)
+                failed.extend([summary.failed, bad])
+                stored = None
+                if server is None:  # the workers cannot read an embedded store: it is read here
+                    stored = {} if created else stored_state(store, collection, summary.ids)
+                finishing.append(client.submit(_finish, plan, drop, stored, specs, collection,
+                                               server, batch_size, pure=False))
+                del plan
+                while finishing and (len(finishing) > ahead or finishing[0].done()):
+                    take(finishing.popleft().result())
+            while finishing:
+                take(finishing.popleft().result())
+    except BaseException:
+        for future in [*finishing, *(f for pair in started for f in pair)]:
+            future.cancel()
+        _discard_if_empty(store, collection, created, writer.written + written)
+        raise
+    report.upserted = writer.written + written
+    return close(store, report, failed, late, counts, progress)
+
+
+def require_dask() -> None:
+    try:
+        import dask.dataframe  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError(
+            "a Dask DataFrame needs dask[dataframe], which is not installed: "
+            "pip install 'qinb[dask]'") from None
