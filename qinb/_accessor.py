@@ -66,7 +66,7 @@ if importlib.util.find_spec("polars") is not None:
 def _register_dask(module: Any = None) -> None:
     from dask.dataframe.extensions import register_dataframe_accessor
 
-    register_dataframe_accessor("qdrant")(SourceNamespace)
+    register_dataframe_accessor("qdrant")(SourceNamespace)  # type: ignore[no-untyped-call]
 
 
 # importing dask.dataframe takes seconds: qinb does not, but registers when the user does
