@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -134,9 +134,9 @@ def _finish(plan: Plan, drop: Sequence[int], stored: Mapping[Any, Any] | None,
     from qinb.ingest import CHUNK_ROWS
     from qinb.ingest.writer import Writer
 
-    if drop:
+    if drop:  # a new plan: the one the worker holds stays as made, should this task run again
         gone = {plan.valid[i] for i in drop}
-        plan.valid = [p for p in plan.valid if p not in gone]
+        plan = replace(plan, valid=[p for p in plan.valid if p not in gone])
     if _embedder is None:
         _embedder = Embedder(progress=False)
     store = _server(server) if server is not None else None
