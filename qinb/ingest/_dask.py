@@ -190,12 +190,11 @@ def upsert_on_cluster(client: Any, ddf: Any, store: Store, collection: str,
     from dask.delayed import delayed
 
     from qinb.ingest import _discard_if_empty, _fitted, add_counts, close, row_failed
+    from qinb.ingest._dask_plugin import QinbWorker
     from qinb.ingest.writer import Writer
     from qinb.progress import progress_bar
 
     server = _remote(store)
-    from qinb.ingest._dask_plugin import QinbWorker
-
     client.register_plugin(QinbWorker(), name=PLUGIN)
     columns = None if payload is None else list(dict.fromkeys(
         [*([payload] if isinstance(payload, str) else payload),
