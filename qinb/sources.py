@@ -50,9 +50,9 @@ def open_source(data: Any, columns: Sequence[str] | None = None) -> Source:
     if isinstance(data, (str, os.PathLike)):
         return _files(data, columns)
     module = type(data).__module__.split(".")[0]
-    if module in ("dask", "dask_expr") and hasattr(data, "npartitions"):
-        from qinb.ingest._dask import partitions
+    from qinb.ingest._dask import is_dask, partitions
 
+    if is_dask(data):
         return Source(partitions(data, columns), None, "Dask DataFrame")
     if module == "polars":
         return _polars(data, columns)
