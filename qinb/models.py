@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,16 +188,25 @@ def local_path(name: str) -> Path | None:
     return None
 
 
-def text_model(name: str, runtime: dict[str, Any] | None = None) -> Any:
+# runtime options every load in this process starts from, under a spec's own: a Dask worker
+# sets ``threads`` to its share of the machine's cores (see qinb.ingest._dask_plugin)
+runtime_defaults: dict[str, Any] = {}
+
+
+def _runtime(runtime: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted({**runtime_defaults, **(runtime or {})}.items()))
+
+
+def text_model(name: str, runtime: Mapping[str, Any] | None = None) -> Any:
     """The loaded fastembed text model ``name`` (cached per runtime options)."""
     with _loading:
-        return _load("text", describe(name).name, tuple(sorted((runtime or {}).items())))
+        return _load("text", describe(name).name, _runtime(runtime))
 
 
-def image_model(name: str, runtime: dict[str, Any] | None = None) -> Any:
+def image_model(name: str, runtime: Mapping[str, Any] | None = None) -> Any:
     """The loaded fastembed image model ``name`` (cached per runtime options)."""
     with _loading:
-        return _load("image", describe(name).name, tuple(sorted((runtime or {}).items())))
+        return _load("image", describe(name).name, _runtime(runtime))
 
 
 def loads() -> list[tuple[str, dict[str, Any]]]:

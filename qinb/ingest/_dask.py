@@ -195,7 +195,7 @@ def upsert_on_cluster(client: Any, ddf: Any, store: Store, collection: str,
     from qinb.progress import progress_bar
 
     server = _remote(store)
-    client.register_plugin(QinbWorker(), name=PLUGIN)
+    client.register_plugin(QinbWorker(AHEAD_PER_WORKER), name=PLUGIN)
     columns = None if payload is None else list(dict.fromkeys(
         [*([payload] if isinstance(payload, str) else payload),
          *(s.column for s in vectors.values()), id_column]))
