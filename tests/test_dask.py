@@ -215,6 +215,25 @@ def test_workers_write_to_a_server_themselves(cluster, fake_url):
     assert (again.unchanged, again.embedded) == (32, 0)
 
 
+def test_with_cloud_inference_workers_send_documents_and_load_no_model(cluster, fake_url):
+    url, fake = fake_url
+    store = qinb.connect(url=url, cloud_inference=True, check_compatibility=False)
+    df = frame(24)
+    before = cluster.run(qinb.models.loads)
+    vectors = {"text": qinb.Text("text", options={"threads": 2}), "bm25": qinb.Bm25("text")}
+    report = qinb.upsert(dd.from_pandas(df, npartitions=4), "cloud", vectors=vectors,
+                         client=store, id_column="doc_id", progress=False)
+    assert report.upserted == 24
+    assert cluster.run(qinb.models.loads) == before  # the server embeds, not the workers
+    sent = {point["id"]: point["vector"] for method, path, body in fake.requests
+            if method == "PUT" and path == "/collections/cloud/points" for point in body["points"]}
+    assert sorted(sent) == sorted(df["doc_id"])
+    for pid, vector in sent.items():
+        text = df.loc[df["doc_id"] == pid, "text"].item()
+        assert vector["text"] == {"text": text, "model": qinb.models.MINILM}  # no runtime options
+        assert vector["bm25"]["text"] == text and vector["bm25"]["model"] == "qdrant/bm25"
+
+
 def test_a_worker_killed_mid_run_loses_nothing_and_a_rerun_embeds_nothing_stored(tmp_path):
     store = qinb.connect(tmp_path)
     df = frame(160)

@@ -14,6 +14,7 @@ Per partition, on a cluster::
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -144,7 +145,9 @@ def _finish(plan: Plan, drop: Sequence[int], stored: Mapping[Any, Any] | None,
     writer = Writer(store, collection, batch_size=batch_size, total=None, progress=False) \
         if store is not None else None
     cloud = bool(server and server.get("cloud_inference"))
-    try:
+    # as on the client: a chunk that fails stops the writer after its current batch, and the
+    # chunk's error is the one raised, not one from writing what was queued
+    with writer if writer is not None else contextlib.nullcontext():
         for rows in plan.chunks(specs, CHUNK_ROWS):
             state = stored if store is None else stored_state(store, collection, [r.id for r in rows])
             changes = diff(rows, state or {})
@@ -159,11 +162,8 @@ def _finish(plan: Plan, drop: Sequence[int], stored: Mapping[Any, Any] | None,
             done.payload_only += payload_only(updates)
             done.late.extend(resolved.failed.values())
             done.resolved.append(Resolved(counts=resolved.counts, windows=resolved.windows))
-    finally:
-        if writer is not None:
-            with writer:
-                pass
-            done.written = writer.written
+    if writer is not None:
+        done.written = writer.written
     return done
 
 
@@ -273,7 +273,14 @@ def upsert_on_cluster(client: Any, ddf: Any, store: Store, collection: str,
     except BaseException:
         for future in [*finishing, *(f for pair in started for f in pair)]:
             future.cancel()
-        _discard_if_empty(store, collection, created, writer.written + written)
+        stored_here = writer.written + written
+        if server is not None and created and not stored_here:
+            # the worker whose partition failed may have written points before it did
+            try:
+                stored_here = store.count(collection)
+            except Exception:
+                stored_here = -1  # unknown: the collection stays
+        _discard_if_empty(store, collection, created, stored_here)
         raise
     report.upserted = writer.written + written
     return close(store, report, failed, late, counts, progress)
