@@ -3,9 +3,12 @@ against Qdrant's official OpenAPI schema, and able to fail the ways a real serve
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -111,3 +114,33 @@ class FakeServer:
 
 def ok(result: Any) -> httpx.Response:
     return httpx.Response(200, json={"result": result, "status": "ok", "time": 0.0})
+
+
+@contextlib.contextmanager
+def serve_http(fake: FakeServer) -> Iterator[str]:
+    """``fake`` over real HTTP on a free local port (its URL), for other processes (Dask
+    workers) to reach; one request at a time."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            response = fake(httpx.Request(self.command, f"http://fake{self.path}", content=body))
+            self.send_response(response.status_code)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(response.content)))
+            self.end_headers()
+            self.wfile.write(response.content)
+
+        do_GET = do_PUT = do_POST = do_DELETE = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()

@@ -5,7 +5,6 @@ and hits as pandas, a re-run embeds nothing, and a worker killed mid-run loses n
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import signal
@@ -13,7 +12,6 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -152,42 +150,15 @@ def test_each_worker_loads_a_model_once_with_its_share_of_the_cores_or_the_threa
                                            (qinb.models.MINILM, {"threads": 2})], (worker, loaded)
 
 
-class HttpFake(http.server.BaseHTTPRequestHandler):
-    """Qdrant's REST API over real HTTP, answered by the wire tests' fake server, so that
-    worker processes can reach it; one request at a time."""
-
-    fake = None
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
-        request = httpx.Request(self.command, f"http://fake{self.path}", content=body)
-        response = self.fake(request)
-        self.send_response(response.status_code)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(response.content)))
-        self.end_headers()
-        self.wfile.write(response.content)
-
-    do_GET = do_PUT = do_POST = do_DELETE = _answer
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def fake_url():
     if not SCHEMA_FILE.exists():
         pytest.skip(f"Qdrant's OpenAPI schema is not at {SCHEMA_FILE}")
-    from fakeserver import FakeServer
+    from fakeserver import FakeServer, serve_http
 
     fake = FakeServer(json.loads(SCHEMA_FILE.read_text()))
-    handler = type("Handler", (HttpFake,), {"fake": fake})
-    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", fake
-    server.shutdown()
+    with serve_http(fake) as url:
+        yield url, fake
 
 
 def test_workers_write_to_a_server_themselves(cluster, fake_url):
