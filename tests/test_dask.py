@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -234,3 +236,45 @@ def test_a_worker_killed_mid_run_loses_nothing_and_a_rerun_embeds_nothing_stored
         again = qinb.upsert(dd.from_pandas(df, npartitions=16), "c", vectors=vectors,
                             client=store, id_column="doc_id", progress=False)
     assert (again.unchanged, again.embedded, again.objects) == (160, 0, 0)
+
+
+def test_the_same_calls_run_on_a_cluster_started_by_dask_s_own_commands(tmp_path):
+    """A scheduler and workers started as on a real cluster (``dask scheduler``, ``dask
+    worker``), reached by the scheduler's address, reading a Parquet source."""
+    dask_command = Path(sys.executable).with_name("dask")
+    address_file = tmp_path / "scheduler.json"
+    started = [subprocess.Popen([str(dask_command), *args], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+               for args in (["scheduler", "--scheduler-file", str(address_file), "--port", "0",
+                             "--dashboard-address", ":0"],
+                            ["worker", "--scheduler-file", str(address_file), "--nworkers", "2",
+                             "--nthreads", "1", "--no-dashboard"])]
+    try:
+        deadline = time.time() + 60
+        while not address_file.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        address = json.loads(address_file.read_text())["address"]
+        assert address.startswith("tcp://")
+        df = frame(40)
+        df.to_parquet(tmp_path / "rows.parquet", row_group_size=10)
+        store = qinb.connect(tmp_path / "store")
+        with distributed.Client(address) as client:
+            client.wait_for_workers(2, timeout=60)
+            ddf = dd.read_parquet(tmp_path / "rows.parquet", split_row_groups=True)
+            assert ddf.npartitions == 4
+            report = ddf.qdrant.upsert("c", vectors=VECTORS, client=store, id_column="doc_id",
+                                       progress=False)
+            workers = client.run(os.getpid)
+            loaded = client.run(qinb.models.loads)
+        assert report.upserted == 40 and len(workers) == 2
+        assert all(loads for loads in loaded.values())  # both workers embedded
+        # the same rows as pandas has them (each row group's index starts at 0 again)
+        rows = pd.concat(pd.read_parquet(tmp_path / "rows.parquet").pipe(
+            lambda whole: [whole[i:i + 10].reset_index(drop=True) for i in range(0, 40, 10)]))
+        qinb.upsert(rows, "pandas", vectors=VECTORS, client=store, id_column="doc_id",
+                    progress=False)
+        same_points(points_of(store, "c"), points_of(store, "pandas"))
+    finally:
+        for process in started[::-1]:
+            process.terminate()
+            process.wait(timeout=30)
