@@ -3,7 +3,10 @@ Lines files, globs and iterables of frames, read a piece at a time, on both engi
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import polars as pl
@@ -191,6 +194,33 @@ def test_a_missing_optional_library_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pyarrow.dataset", None)  # as if pyarrow were not installed
     with pytest.raises(MissingDependencyError, match=r"pip install 'qinb\[arrow\]'"):
         qinb.upsert(path, "c", vectors=VECTORS)
+
+
+def test_without_the_dask_extra_qinb_imports_and_upserts(tmp_path):
+    """As after ``pip install qinb`` without ``[dask]``: a Python whose packages are this
+    one's but for dask, distributed and wrapt."""
+    import site
+
+    packages = tmp_path / "site-packages"
+    packages.mkdir()
+    for installed in site.getsitepackages():
+        for entry in Path(installed).iterdir():
+            if entry.name.split("-")[0].split(".")[0] not in ("dask", "distributed", "wrapt") \
+                    and not (packages / entry.name).exists():
+                (packages / entry.name).symlink_to(entry)
+    script = f"""
+import pandas as pd, qinb
+report = qinb.upsert(pd.DataFrame({{"text": ["a red planet", "a river"]}}), "c",
+                     vectors={{"bm25": qinb.Bm25("text", avg_len=3)}},
+                     client=qinb.connect({str(tmp_path / "store")!r}), progress=False)
+print(report.upserted)
+import dask
+"""
+    out = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                             [str(Path(qinb.__file__).parents[1]), str(packages)])})
+    assert out.stdout == "2\n", out.stderr
+    assert "No module named 'dask'" in out.stderr
 
 
 def test_a_csv_that_changes_type_part_way_says_so(client, tmp_path, monkeypatch):

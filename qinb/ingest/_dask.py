@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from qinb.embed import Embedder
-from qinb.errors import ArgumentError, MissingDependencyError
+from qinb.errors import ArgumentError
 from qinb.ingest.changes import diff, payload_only, points, stored_state
 from qinb.ingest.plan import Plan, SeenIds, failed_frame, fit, make_plan, refusal
 from qinb.ingest.report import UpsertReport
@@ -295,11 +295,3 @@ def upsert_on_cluster(client: Any, ddf: Any, store: Store, collection: str,
     report.upserted = writer.written + written
     return close(store, report, failed, late, counts, progress)
 
-
-def require_dask() -> None:
-    try:
-        import dask.dataframe  # noqa: F401
-    except ImportError:
-        raise MissingDependencyError(
-            "a Dask DataFrame needs dask[dataframe], which is not installed: "
-            "pip install 'qinb[dask]'") from None
