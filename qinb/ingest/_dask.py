@@ -189,7 +189,7 @@ def _alone(part: Any) -> Any:
     partitions of 2,000 rows, and more the more partitions)."""
     from dask.delayed import Delayed
 
-    return Delayed(part.key, dict(part.dask.cull({part.key})))
+    return Delayed(part.key, dict(part.dask.cull({part.key})))  # type: ignore[no-untyped-call]
 
 
 def upsert_on_cluster(client: Any, ddf: Any, store: Store, collection: str,
