@@ -173,7 +173,8 @@ def register_local(name: str, path: str | os.PathLike[str]) -> None:
     if not directory.is_dir():
         raise ModelError(f"cannot register {name!r}: {directory} is not a directory")
     _registered[info.name.lower()] = directory
-    _load.cache_clear()
+    for cached in (_load, _found, _tokenizer):
+        cached.cache_clear()
 
 
 def local_path(name: str) -> Path | None:
@@ -209,6 +210,40 @@ def image_model(name: str, runtime: Mapping[str, Any] | None = None) -> Any:
         return _load("image", describe(name).name, _runtime(runtime))
 
 
+def found(modality: str, name: str, runtime: Mapping[str, Any] | None = None) -> Any:
+    """Model ``name`` found, without loading it: its files located (a ModelError says where
+    they were looked for) and fastembed's model object made with ``lazy_load=True``, whose
+    ONNX session is only created by a load. Cheap (under a millisecond for a local directory),
+    so an upsert checks its models before it creates a collection, and one whose vectors all
+    come from the cache never loads them."""
+    with _loading:
+        return _found(modality, describe(name).name, _runtime(runtime))
+
+
+def text_tokenizer(name: str, runtime: Mapping[str, Any] | None = None) -> Any:
+    """fastembed's tokenizer of text model ``name`` (the ``tokenizers.Tokenizer`` it encodes
+    with, truncating at the model's window), read from the model's files without loading the
+    model."""
+    with _loading:
+        return _tokenizer(describe(name).name, _runtime(runtime))
+
+
+@functools.lru_cache(maxsize=16)
+def _found(modality: str, name: str, runtime: tuple[tuple[str, Any], ...]) -> Any:
+    return _construct(modality, name, (*runtime, ("lazy_load", True)))
+
+
+@functools.lru_cache(maxsize=16)
+def _tokenizer(name: str, runtime: tuple[tuple[str, Any], ...]) -> Any:
+    from fastembed.common.preprocessor_utils import load_tokenizer
+
+    where = getattr(getattr(_found("text", name, runtime), "model", None), "_model_dir", None)
+    try:
+        return load_tokenizer(Path(where))[0] if where else None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {name!r}'s tokenizer from {where}: {exc}") from exc
+
+
 def loads() -> list[tuple[str, dict[str, Any]]]:
     """Every model this process has loaded, in order, with the runtime options it was given
     (``threads``, ``providers``...): one entry per load, so a model loaded twice shows twice.
@@ -229,6 +264,12 @@ _loaded: list[tuple[str, tuple[tuple[str, Any], ...]]] = []
 
 @functools.lru_cache(maxsize=16)
 def _load(modality: str, name: str, runtime: tuple[tuple[str, Any], ...]) -> Any:
+    model = _construct(modality, name, runtime)
+    _loaded.append((name, runtime))
+    return model
+
+
+def _construct(modality: str, name: str, runtime: tuple[tuple[str, Any], ...]) -> Any:
     require("fastembed", "local")
     from fastembed import ImageEmbedding, TextEmbedding
 
@@ -246,9 +287,7 @@ def _load(modality: str, name: str, runtime: tuple[tuple[str, Any], ...]) -> Any
     cls = TextEmbedding if modality == "text" else ImageEmbedding
     try:
         with _fastembed_quiet():
-            model = cls(name, **kwargs)
-        _loaded.append((name, runtime))
-        return model
+            return cls(name, **kwargs)
     except Exception as exc:
         where = (f"from {local}" if local else
                  "from fastembed's cache (the Hugging Face hub is unreachable)" if offline else

@@ -51,8 +51,7 @@ def _window(model: str, runtime: tuple[tuple[str, Any], ...]) -> Window:
     require("tokenizers", "local")
     import tokenizers
 
-    loaded = registry.text_model(model, dict(runtime))
-    inner = getattr(getattr(loaded, "model", None), "tokenizer", None)
+    inner = registry.text_tokenizer(model, dict(runtime))  # the model itself stays unloaded
     if not isinstance(inner, tokenizers.Tokenizer):
         raise ModelError(f"fastembed gives no tokenizer for {model!r}, so its texts cannot be "
                          "counted or split into passages; use another model or no chunk_size")
@@ -66,7 +65,7 @@ def _window(model: str, runtime: tuple[tuple[str, Any], ...]) -> Window:
 
 
 def window(model: str, runtime: dict[str, Any] | None = None) -> Window:
-    """The tokenizer and window of a fastembed text model (loaded and cached)."""
+    """The tokenizer and window of a fastembed text model (read from its files and cached)."""
     return _window(model, tuple(sorted((runtime or {}).items())))
 
 
