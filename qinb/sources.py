@@ -43,8 +43,11 @@ class Source:
     whole: bool = False
 
 
-def open_source(data: Any, columns: Sequence[str] | None = None) -> Source:
-    """The rows of ``data``, reading only ``columns`` (all when None) where the source can."""
+def open_source(data: Any, columns: Sequence[str] | None = None, *,
+                by_position: bool = False) -> Source:
+    """The rows of ``data``, reading only ``columns`` (all when None) where the source can.
+    With ``by_position`` (no id column: a row's position is its id), a source that gives its
+    rows in a different order from one run to the next is refused."""
     if isinstance(data, pd.DataFrame):
         return Source(iter([data]), len(data), "pandas DataFrame", whole=True)
     if isinstance(data, (str, os.PathLike)):
@@ -55,20 +58,20 @@ def open_source(data: Any, columns: Sequence[str] | None = None) -> Source:
     if is_dask(data):
         return Source(partitions(data, columns), None, "Dask DataFrame")
     if module == "polars":
-        return _polars(data, columns)
+        return _polars(data, columns, by_position)
     if module == "pyarrow":
         return _arrow(data, columns)
     if isinstance(data, Iterable) and not isinstance(data, (bytes, dict, pd.Series)):
         sized = isinstance(data, (list, tuple)) and all(isinstance(d, pd.DataFrame) for d in data)
         total = sum(len(d) for d in data) if sized else None
-        return Source(_each(data, columns), total, "iterable of frames")
+        return Source(_each(data, columns, by_position), total, "iterable of frames")
     raise ArgumentError(
         f"upsert takes a pandas or polars DataFrame, a polars LazyFrame, a pyarrow Table, "
         f"RecordBatchReader or Dataset, a path or glob of Parquet, CSV or JSON Lines files, or an "
         f"iterable of DataFrames; not a {type(data).__name__}")
 
 
-def _each(frames: Iterable[Any], columns: Sequence[str] | None) -> Iterator[pd.DataFrame]:
+def _each(frames: Iterable[Any], columns: Sequence[str] | None, by_position: bool) -> Iterator[pd.DataFrame]:
     """The pieces of each item of an iterable: pandas frames keep their index; other items are
     numbered on from the rows before them."""
     offset = 0
@@ -77,7 +80,7 @@ def _each(frames: Iterable[Any], columns: Sequence[str] | None) -> Iterator[pd.D
             raise ArgumentError(
                 f"an iterable passed to upsert must hold DataFrames (pandas or polars) or Arrow "
                 f"tables; item {number} is a {type(item).__name__}")
-        for piece in open_source(item, columns).pieces:
+        for piece in open_source(item, columns, by_position=by_position).pieces:
             if not isinstance(item, pd.DataFrame):
                 piece.index = pd.RangeIndex(offset, offset + len(piece))
             offset += len(piece)
@@ -219,10 +222,18 @@ def _files(path: str | os.PathLike[str], columns: Sequence[str] | None) -> Sourc
     return _dataset(dataset, None if columns is None else list(columns), f"{fmt} ({where})")
 
 
-def _polars(data: Any, columns: Sequence[str] | None) -> Source:
+def _polars(data: Any, columns: Sequence[str] | None, by_position: bool) -> Source:
     pl = _need("polars", "polars", "a polars source")
     _need("pyarrow", "polars", "a polars source")  # polars hands its rows to pandas through Arrow
     if isinstance(data, pl.LazyFrame):
+        if by_position and "maintain_order: false" in data.explain():
+            # a group_by or unique that does not keep order gives its rows in a new order each
+            # time: ids by position would name other rows on the next run
+            raise ArgumentError(
+                "this LazyFrame's rows come in a different order each time it runs (its plan "
+                "has a group_by or unique without maintain_order=True), so their positions "
+                "cannot be their ids: pass id_column= naming the column that identifies a row, "
+                "or maintain_order=True to the group_by or unique")
         names = data.collect_schema().names()
         lazy = data if columns is None else data.select(_present(list(columns), names))
         empty = lazy.head(0).collect().to_arrow()

@@ -171,6 +171,21 @@ def test_polars_frames_have_the_qdrant_namespace(client):
     assert len(hits) == 3 and all("chess" in t for t in hits["text"])
 
 
+def test_a_lazyframe_whose_row_order_changes_needs_id_column(client):
+    rows = pl.from_pandas(frame())
+    grouped = rows.lazy().group_by("tag").agg(pl.col("text").first())  # a new order each run
+    with pytest.raises(ArgumentError, match=r"different order each time.*id_column="):
+        qinb.upsert(grouped, "g", vectors=VECTORS, client=client, progress=False)
+    with pytest.raises(ArgumentError, match="id_column="):
+        qinb.upsert([grouped], "g", vectors=VECTORS, client=client, progress=False)
+    assert not client.exists("g")
+    report = qinb.upsert(grouped, "g", vectors=VECTORS, client=client, id_column="tag",
+                         progress=False)
+    kept = rows.lazy().group_by("tag", maintain_order=True).agg(pl.col("text").first())
+    again = qinb.upsert(kept, "k", vectors=VECTORS, client=client, progress=False)
+    assert report.upserted == again.upserted == rows["tag"].n_unique()
+
+
 def test_sources_qinb_cannot_read_are_refused_with_what_it_takes(tmp_path):
     with pytest.raises(ArgumentError, match="no file matches"):
         qinb.upsert(str(tmp_path / "missing-*.parquet"), "c", vectors=VECTORS)

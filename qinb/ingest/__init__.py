@@ -87,7 +87,8 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
         Dataset, a path, directory or glob of Parquet, CSV or JSON Lines files (only the columns
         needed are read), or an iterable of any of these frames. Rows of a source other than a
         pandas frame are labelled by their position in it (their point ids, without
-        ``id_column``), as a pandas frame with a RangeIndex is. A streamed source is checked a
+        ``id_column``), as a pandas frame with a RangeIndex is; a LazyFrame whose row order
+        changes from run to run needs ``id_column``. A streamed source is checked a
         piece at a time: with ``errors="raise"`` a bad row stops the upsert after the pieces
         before it were written, and the error says how many points that is.
     collection : str
@@ -140,7 +141,8 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
                 return _dask.upsert_on_cluster(cluster, df, store, collection, checked,
                                                str(id_column), payload, batch_size, errors,
                                                progress, thumbnails)
-    source = open_source(df, _columns(checked, id_column, payload))
+    source = open_source(df, _columns(checked, id_column, payload),
+                         by_position=id_column is None)
     # a pandas frame is refused whole before anything is made; a streamed source's pieces are
     # checked as they come, and a bad row is refused after the pieces before it are written
     seen = None if source.whole else SeenIds()
