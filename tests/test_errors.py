@@ -86,6 +86,29 @@ def test_a_model_without_local_weights_says_what_to_set(client, corpus, monkeypa
     assert (report.created, report.upserted) == (True, len(corpus))
 
 
+def test_a_model_whose_onnx_file_is_broken_fails_before_any_write(client, corpus, tmp_path,
+                                                                   local_models):
+    """Its files are found before the collection is made; the model loads (and fails) only
+    when the first vectors are due, and the collection it made goes."""
+    import shutil
+
+    from qinb import models
+
+    broken = tmp_path / "broken"
+    shutil.copytree(local_models, broken)
+    (broken / "model.onnx").write_bytes(b"not an onnx file")
+    models.register_local(models.MINILM, broken)
+    try:
+        with pytest.raises(qinb.ModelError, match=f"cannot load model.*from {broken}"):
+            corpus.qdrant.upsert("x", vectors={"t": qinb.Text("text")}, client=client,
+                                 progress=False)
+        assert not client.exists("x")
+    finally:  # as before: found under QINB_MODELS, nothing registered, the good one loaded again
+        del models._registered[models.MINILM.lower()]
+        for cached in (models._load, models._found, models._tokenizer):
+            cached.cache_clear()
+
+
 @pytest.mark.parametrize(
     ("second", "expected"),
     [
