@@ -25,6 +25,22 @@ METADATA_VERSION = 1
 QUANTIZATIONS = (None, "int8", "binary")
 
 
+def _check_hnsw(hnsw: Mapping[str, Any] | None, chunk_size: int | None) -> None:
+    if hnsw is None:
+        return
+    if not isinstance(hnsw, Mapping) or set(hnsw) - {"m", "ef_construct"}:
+        raise ArgumentError(f"hnsw takes a dict of m and ef_construct, for example "
+                            f"{{'m': 32, 'ef_construct': 200}}; not {hnsw!r}")
+    for key, least in (("m", 0), ("ef_construct", 4)):
+        value = hnsw.get(key, least)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ArgumentError(f"hnsw {key} must be a whole number, at least {least}, "
+                                f"not {value!r}")
+    if chunk_size is not None:
+        raise ArgumentError("hnsw= and chunk_size= cannot go together: passages are searched "
+                            "without a graph (a graph on them finds a third of the true top 10)")
+
+
 def public(options: Mapping[str, Any]) -> dict[str, Any]:
     """Options without credentials: what is saved, shown and compared."""
     return {k: v for k, v in options.items() if not registry.is_secret(k)}
@@ -83,12 +99,20 @@ class Text:
         32x, for models of 512 dimensions or more) that searches run on; the best candidates
         are then rescored with the full vectors. With ``on_disk=True``, the way to a million
         rows in little memory. Both are set when the vector is created.
+    hnsw : dict, optional
+        The HNSW graph a search of this vector runs on, as Qdrant takes it: ``m`` (links per
+        point; Qdrant's default 16; more finds more and takes more memory, ``0`` builds no
+        graph, so searches scan, which the int8 copy makes cheap) and ``ef_construct``
+        (candidates weighed while building; default 100; more builds a better graph, slower).
+        Set when the vector is created. Passages (``chunk_size``) have no graph: a graph on
+        them found a third of the true top 10 (``bench/multivector_hnsw.py``).
 
     Examples
     --------
     >>> qinb.Text("description", model="sentence-transformers/all-MiniLM-L6-v2")
     >>> qinb.Text("body", chunk_size=256, chunk_overlap=32)      # long documents
     >>> qinb.Text("body", on_disk=True, quantization="int8")      # millions of rows
+    >>> qinb.Text("body", hnsw={"m": 32, "ef_construct": 200})    # a denser graph
     """
 
     column: str
@@ -99,6 +123,7 @@ class Text:
     chunk_overlap: int = 0
     on_disk: bool = False
     quantization: str | None = None
+    hnsw: Mapping[str, int] | None = field(default=None, compare=False)
 
     kind = "text"
 
@@ -108,6 +133,7 @@ class Text:
                                 f"not {self.quantization!r}")
         if not isinstance(self.on_disk, bool):
             raise ArgumentError(f"on_disk must be True or False, not {self.on_disk!r}")
+        _check_hnsw(self.hnsw, self.chunk_size)
         size, overlap = self.chunk_size, self.chunk_overlap
         if size is None:
             if overlap:
@@ -143,9 +169,11 @@ class Text:
         return _repr(self, shown)
 
     def storage(self) -> dict[str, Any]:
-        """How the vector is kept, where that differs from in RAM at full precision."""
+        """How the vector is kept and indexed, where that differs from Qdrant's defaults (in
+        RAM, full precision, a graph of m=16, ef_construct=100)."""
         return {**({"on_disk": True} if self.on_disk else {}),
-                **({"quantization": self.quantization} if self.quantization else {})}
+                **({"quantization": self.quantization} if self.quantization else {}),
+                **({"hnsw": dict(sorted(self.hnsw.items()))} if self.hnsw else {})}
 
     @property
     def size(self) -> int:
@@ -331,7 +359,8 @@ def specs_from_metadata(collection: str, metadata: Mapping[str, Any] | None,
             specs[name] = cls(d["column"], model=d["model"], query_model=d.get("query_model"),
                                options=options or None, chunk_size=d.get("chunk_size"),
                                chunk_overlap=d.get("chunk_overlap") or 0,
-                               on_disk=bool(d.get("on_disk")), quantization=d.get("quantization"))
+                               on_disk=bool(d.get("on_disk")), quantization=d.get("quantization"),
+                               hnsw=d.get("hnsw"))
         elif d["kind"] == "bm25":
             language = options.pop("language", "english")
             avg_len = options.pop("avg_len", None)

@@ -13,6 +13,16 @@ from qinb.store import edge
 from qinb.store.base import Point, Probe
 
 
+def graphs(store, collection: str, name: str) -> list[dict]:
+    """The graph options of ``name`` in each segment that has a graph for it."""
+    found = []
+    for config in (store.path / collection / "shard" / "segments").glob("*/segment.json"):
+        index = json.loads(config.read_text())["config"]["vector_data"][name]["index"]
+        if index["type"] == "hnsw":
+            found.append(index["options"])
+    return found
+
+
 def index_types(store, collection: str) -> dict[str, list[str]]:
     """Each dense vector's index type in each segment that holds vectors."""
     found: dict[str, list[str]] = {}
@@ -53,4 +63,25 @@ def test_a_small_collection_gets_no_graph(tmp_path):
                            for i in range(100)])
     store.finish("small", progress=False)
     assert index_types(store, "small") == {"dense": ["plain"]}
+    store.close()
+
+
+def test_the_graph_is_built_as_the_spec_says_and_m_0_builds_none(tmp_path, monkeypatch):
+    monkeypatch.setattr(edge, "INDEX_AFTER", 10_000)
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((14_000, 384)).astype(np.float32)
+    store = qinb.connect(tmp_path / "store")
+    for name, hnsw in (("denser", {"m": 8, "ef_construct": 32}), ("scan", {"m": 0})):
+        store.create(name, {"dense": 384}, [], {}, storage={"dense": {"hnsw": hnsw}})
+        for start in range(0, 14_000, 2000):
+            store.upsert(name, [Point(id=i, payload={}, vectors={"dense": vectors[i]})
+                                for i in range(start, start + 2000)])
+        store.finish(name, progress=False)
+    store.close()
+    [denser] = graphs(store, "denser", "dense")
+    assert (denser["m"], denser["ef_construct"]) == (8, 32)
+    [scan] = graphs(store, "scan", "dense")  # indexed (a segment made), with no links: a scan
+    assert scan["m"] == 0 and edge._unindexed(store.path / "scan") == []
+    for name in ("denser", "scan"):
+        assert store.query(name, [Probe("dense", vectors[77])], limit=1)[0].id == 77
     store.close()

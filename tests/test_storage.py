@@ -4,6 +4,7 @@ rescoring, kept by copy, and refused where they cannot be changed."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -55,13 +56,16 @@ def test_how_a_vector_is_kept_cannot_change_after_it_is_made(client, corpus):
     assert client.shape("kept").dense.keys() == {"text"}  # nothing was added
 
 
-def test_a_copy_keeps_the_vectors_on_disk_and_quantized(corpus, tmp_path):
+def test_a_copy_keeps_the_vectors_on_disk_quantized_and_their_graph(corpus, tmp_path):
     store = qinb.connect(tmp_path / "a")
-    corpus.qdrant.upsert("compact", vectors=COMPACT, client=store, progress=False)
+    vectors = {**COMPACT, "text": qinb.Text("text", on_disk=True, quantization="int8",
+                                            hnsw={"m": 8})}
+    corpus.qdrant.upsert("compact", vectors=vectors, client=store, progress=False)
     other = qinb.connect(tmp_path / "b")
     qinb.copy("compact", source=store, to=other)
     assert vector_config(other, "compact")["on_disk"] is True
     assert "scalar" in json.dumps(vector_config(other, "compact")["quantization_config"]).lower()
+    assert vector_config(other, "compact")["hnsw_config"]["m"] == 8
 
 
 def test_storage_options_are_checked_when_the_spec_is_made():
@@ -69,3 +73,28 @@ def test_storage_options_are_checked_when_the_spec_is_made():
         qinb.Text("text", quantization="int4")
     with pytest.raises(ArgumentError, match="on_disk must be True or False"):
         qinb.Text("text", on_disk="yes")
+    with pytest.raises(ArgumentError, match="hnsw takes a dict of m and ef_construct"):
+        qinb.Text("text", hnsw={"m": 16, "ef": 64})
+    with pytest.raises(ArgumentError, match="hnsw ef_construct must be a whole number, at least 4"):
+        qinb.Text("text", hnsw={"ef_construct": 2})
+    with pytest.raises(ArgumentError, match="hnsw m must be a whole number, at least 0"):
+        qinb.Text("text", hnsw={"m": -1})
+    with pytest.raises(ArgumentError, match="passages are searched without a graph"):
+        qinb.Text("text", chunk_size=128, hnsw={"m": 32})
+
+
+def test_the_graph_settings_are_made_saved_and_kept(client, corpus):
+    denser = {"text": qinb.Text("text", hnsw={"m": 32, "ef_construct": 200}), "bm25": qinb.Bm25("text")}
+    corpus.qdrant.upsert("denser", vectors=denser, client=client, progress=False)
+    graph = vector_config(client, "denser")["hnsw_config"]
+    assert (graph["m"], graph["ef_construct"]) == (32, 200)
+    assert "hnsw={'ef_construct': 200, 'm': 32}" in repr(denser["text"])
+    # saved with the collection: search finds it, and another graph is a conflict
+    corpus.qdrant.upsert("plain", vectors=PLAIN, client=client, progress=False)
+    for query in ("red planet", "rivers of europe"):
+        assert (qinb.search("denser", query, using="text", limit=3, client=client).index.tolist()
+                == qinb.search("plain", query, using="text", limit=3, client=client).index.tolist())
+    with pytest.raises(SpecConflictError, match=re.escape("'hnsw': {'ef_construct': 200, 'm': 32}")):
+        corpus.qdrant.upsert("denser", vectors=PLAIN, client=client, progress=False)
+    again = corpus.qdrant.upsert("denser", vectors=denser, client=client, progress=False)
+    assert again.unchanged == len(corpus)

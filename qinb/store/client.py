@@ -153,11 +153,13 @@ def _dense_config(size: int, multi: bool, storage: Mapping[str, Any] | None = No
         config.update(hnsw_config=models.HnswConfigDiff(m=0), multivector_config=models.MultiVectorConfig(
             comparator=models.MultiVectorComparator.MAX_SIM))
     storage = storage or {}
-    if storage.get("on_disk"):  # the vectors and their graph
+    graph = {**(storage.get("hnsw") or {}), **({"on_disk": True} if storage.get("on_disk") else {})}
+    if storage.get("on_disk"):  # the vectors, and their graph below
         config["on_disk"] = True
+    if graph:
         config["hnsw_config"] = models.HnswConfigDiff(**{
             **(config["hnsw_config"].model_dump(exclude_none=True) if "hnsw_config" in config
-               else {}), "on_disk": True})
+               else {}), **graph})
     if storage.get("quantization") == "int8":
         config["quantization_config"] = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
             type=models.ScalarType.INT8, quantile=0.99, always_ram=True))

@@ -61,7 +61,7 @@ def _storage(specs: Mapping[str, Spec]) -> dict[str, dict[str, Any]]:
 
 def kept_as(saved: Mapping[str, Any]) -> dict[str, Any]:
     """How a saved vector is kept (its spec's ``storage()``)."""
-    return {k: saved[k] for k in ("on_disk", "quantization") if saved.get(k)}
+    return {k: saved[k] for k in ("on_disk", "quantization", "hnsw") if saved.get(k)}
 
 
 def _chunking(saved: Mapping[str, Any]) -> str:

@@ -64,10 +64,13 @@ def _dense_params(size: int, multi: bool, storage: Mapping[str, Any] | None = No
     # top 10 for a one-passage query, and took 6 minutes for 20k rows (bench/multivector_hnsw.py);
     # a full scan is exact
     storage = storage or {}
-    # Qdrant's defaults (m=16, ef_construct=100), with the graph on disk too where the vectors are
+    # Qdrant's defaults (m=16, ef_construct=100) unless the spec says otherwise, with the graph
+    # on disk too where the vectors are
+    hnsw = {"m": 16, "ef_construct": 100, **(storage.get("hnsw") or {})}
     graph = (E.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000) if multi else
-             E.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, on_disk=True)
-             if storage.get("on_disk") else None)
+             E.HnswIndexConfig(**hnsw, full_scan_threshold=10_000,
+                               on_disk=bool(storage.get("on_disk")))
+             if storage.get("on_disk") or storage.get("hnsw") else None)
     return E.EdgeVectorParams(size=size, distance=E.Distance.Cosine, multivector_config=_multi(multi),
                               hnsw_config=graph, on_disk=bool(storage.get("on_disk")),
                               quantization_config=_quantization(storage.get("quantization"),
