@@ -73,7 +73,11 @@ class FakeServer:
         if path.endswith("/exists"):
             return ok({"exists": name in self.collections})
         if method == "PUT" and path == f"/collections/{name}":
-            self.collections[name] = body
+            self.collections[name] = json.loads(json.dumps(body))  # requests keep what was sent
+            return ok(True)
+        if method == "PATCH" and path == f"/collections/{name}":
+            self.collections[name].setdefault("optimizers_config", {}).update(
+                body.get("optimizers_config") or {})
             return ok(True)
         if method == "GET" and path == f"/collections/{name}":
             created = self.collections[name]
@@ -84,7 +88,8 @@ class FakeServer:
                     "params": {"vectors": created.get("vectors", {}),
                                "sparse_vectors": created.get("sparse_vectors")},
                     "hnsw_config": {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000},
-                    "optimizer_config": {"default_segment_number": 0, "flush_interval_sec": 5},
+                    "optimizer_config": {"default_segment_number": 0, "flush_interval_sec": 5,
+                                         **(created.get("optimizers_config") or {})},
                     "metadata": created.get("metadata"),
                 },
             })
@@ -132,7 +137,7 @@ def serve_http(fake: FakeServer) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(response.content)
 
-        do_GET = do_PUT = do_POST = do_DELETE = _answer
+        do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _answer
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -229,3 +229,20 @@ def test_a_quantized_on_disk_vector_and_its_graph_are_made_so_on_a_server_and_re
     # the best candidates of the int8 copy are rescored with the full vectors
     assert text["params"] == {"quantization": {"rescore": True, "oversampling": 2.0}}
     assert "params" not in bm25
+
+
+def test_a_server_builds_the_graph_once_after_the_load(cloud, server, corpus):
+    corpus.qdrant.upsert("bulk", vectors={"text": qinb.Text("text")}, client=cloud,
+                         batch_size=4, progress=False)
+    calls = [(m, b) for m, p, b in server.requests if p in ("/collections/bulk",
+                                                          "/collections/bulk/points")]
+    writes = [i for i, (m, b) in enumerate(calls) if m == "PUT" and "points" in b]
+    create, [update] = calls[0], [i for i, (m, b) in enumerate(calls) if m == "PATCH"]
+    # made with indexing off, every point written, then indexing on (Qdrant's default)
+    assert create[1]["optimizers_config"] == {"indexing_threshold": 0}
+    assert len(writes) == 3 and update > writes[-1]
+    assert calls[update][1] == {"optimizers_config": {"indexing_threshold": 20000}}
+    # a later upsert into it leaves the server's settings alone
+    corpus.qdrant.upsert("bulk", vectors={"text": qinb.Text("text")}, client=cloud,
+                         progress=False)
+    assert sum(m == "PATCH" for m, p, b in server.requests if p == "/collections/bulk") == 1

@@ -32,6 +32,8 @@ from qinb.store.base import (
 )
 from qinb.store.edge import OVERSAMPLING
 
+INDEXING_THRESHOLD_KB = 20_000  # Qdrant's default: segments past it get their graph
+
 __all__ = ["ClientStore"]
 
 FUSIONS = {"rrf": models.Fusion.RRF, "dbsf": models.Fusion.DBSF}
@@ -251,6 +253,10 @@ class ClientStore(Store):
                             for n, s in dense.items()},
             sparse_vectors_config={n: models.SparseVectorParams(modifier=models.Modifier.IDF)
                                    for n in sparse},
+            # a server builds no graph while the upsert that creates it goes in: it is built
+            # once, after the load (finish), rather than again and again as segments fill
+            optimizers_config=None if self._local() else models.OptimizersConfigDiff(
+                indexing_threshold=0),
             metadata=dict(metadata))
 
     @_guarded("adding vectors to collection {0!r}", write=True)
@@ -377,6 +383,17 @@ class ClientStore(Store):
             for p in probes])
         return {p.using: {plain_id(h.id): float(h.score) for h in answer.points}
                 for p, answer in zip(probes, answers, strict=True)}
+
+    @_guarded("indexing collection {0!r}", write=True)
+    def finish(self, collection: str, progress: bool = True) -> None:
+        """Turn the server's indexing on (Qdrant's default threshold) where the upsert that
+        created the collection left it off; the server builds the graph in the background."""
+        if self._local():
+            return
+        optimizer = self.client.get_collection(collection).config.optimizer_config
+        if getattr(optimizer, "indexing_threshold", None) == 0:
+            self.client.update_collection(collection, optimizers_config=models.OptimizersConfigDiff(
+                indexing_threshold=INDEXING_THRESHOLD_KB))
 
     def close(self) -> None:
         self.closed = True
