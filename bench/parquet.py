@@ -12,6 +12,8 @@ inference of a million rows would take hours here. BM25 is real.
     .venv/bin/python bench/parquet.py [200000 1000000]
     .venv/bin/python bench/parquet.py --limit-mb 1500 1000000    # on disk + int8 under 1.5 GB
       (a memory cgroup: needs root and cgroup v1's memory controller)
+    .venv/bin/python bench/parquet.py --run 1000000 --what compact --limit-mb 1500 --graph-m 0
+      (one variant: on disk + int8 with no graph, under 1.5 GB)
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def make_file(rows: int) -> Path:
     return path
 
 
-def upsert(rows: int, compact: bool, limit_mb: int) -> dict[str, float]:
+def upsert(rows: int, compact: bool, limit_mb: int, graph_m: int | None = None
+           ) -> dict[str, float]:
     import qinb.standin
 
     if limit_mb:
@@ -64,7 +67,8 @@ def upsert(rows: int, compact: bool, limit_mb: int) -> dict[str, float]:
     store = qinb.connect(WORK / f"store-{rows}-{'compact' if compact else 'ram'}")
     store.delete("c") if store.exists("c") else None
     text = qinb.Text("text", model=qinb.models.CLIP_TEXT, on_disk=compact,
-                     quantization="int8" if compact else None)
+                     quantization="int8" if compact else None,
+                     hnsw=None if graph_m is None else {"m": graph_m})
     anon = AnonPeak()
     start = time.perf_counter()
     done = qinb.upsert(make_file(rows), "c", client=store, progress=False,
@@ -147,12 +151,13 @@ def main() -> None:
     parser.add_argument("--what", choices=["ram", "compact", "read", "queries"],
                         default="compact")
     parser.add_argument("--limit-mb", type=int, default=0)
+    parser.add_argument("--graph-m", type=int, help="the dense graph's m (0: none)")
     parser.add_argument("rows", nargs="*", type=int, default=[200_000, 1_000_000])
     args = parser.parse_args()
     if args.run:
         report(read_back(args.run) if args.what == "read" else queries(args.run)
                if args.what == "queries" else upsert(args.run, args.what == "compact",
-                                                       args.limit_mb))
+                                                       args.limit_mb, args.graph_m))
         return
     for n in args.rows:
         make_file(n)
