@@ -124,16 +124,21 @@ def queries(rows: int) -> dict[str, float]:
     questions = list(qinb.datasets.python_questions()[0])
     model = qinb.models.text_model(qinb.models.CLIP_TEXT)
     exact = E.SearchParams(exact=True, quantization=E.QuantizationSearchParams(ignore=True))
-    recall = []
+    recall, tied = [], []
     for vector in model.query_embed(questions):
         q = [float(x) for x in vector]
         with compact._shard("c") as shard:
-            truth = {int(h.id) for h in shard.query(E.QueryRequest(
-                query=E.Query.Nearest(q, using="text"), limit=10, params=exact,
-                with_payload=False))}
+            ranked = shard.query(E.QueryRequest(query=E.Query.Nearest(q, using="text"),
+                                                limit=200, params=exact, with_payload=False))
+        truth = {int(h.id) for h in ranked[:10]}
+        scores = {int(h.id): h.score for h in ranked}
         found = {int(h.id) for h in compact.query("c", [Probe("text", q, quantized=True)],
                                                   limit=10, payload=False)}
         recall.append(len(found & truth) / 10)
+        # the file's rows repeat their words (a 12-word window of one text, and a number), so
+        # many score alike: a hit as good as the exact 10th (to float32 noise) is one of its ties
+        tenth = ranked[9].score - 1e-4
+        tied.append(sum(scores.get(f, -1.0) >= tenth for f in found) / 10)
     times: dict[str, list[float]] = {"ram": [], "compact": []}
     for _ in range(3):
         for question in questions:
@@ -141,7 +146,7 @@ def queries(rows: int) -> dict[str, float]:
                 start = time.perf_counter()
                 qinb.search("c", question, client=store)
                 times[kind].append(time.perf_counter() - start)
-    return {"recall": statistics.mean(recall),
+    return {"recall": statistics.mean(recall), "recall_ties": statistics.mean(tied),
             **{f"{k}_ms": statistics.median(v) * 1000 for k, v in times.items()}}
 
 
@@ -176,7 +181,8 @@ def main() -> None:
     for n in args.rows:
         r = run(Path(__file__), str(n), "--what", "queries")
         print(f"{n:>9,d}  on disk + int8 (rescored) against exact full precision: recall@10 "
-              f"{r['recall']:.3f} (target >= 0.98); hybrid p50 {r['compact_ms']:.1f} ms against "
+              f"{r['recall']:.3f}, counting a hit that scores as the exact 10th does "
+              f"{r['recall_ties']:.3f} (target >= 0.98); hybrid p50 {r['compact_ms']:.1f} ms against "
               f"{r['ram_ms']:.1f} ms in RAM: {r['compact_ms'] / r['ram_ms']:.2f}x (target <= 2x)",
               flush=True)
     first, last = args.rows[0], args.rows[-1]
