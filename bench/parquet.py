@@ -86,6 +86,7 @@ def limit(mb: int) -> None:
     group = Path("/sys/fs/cgroup/memory/qinb-bench")
     group.mkdir(exist_ok=True)
     (group / "memory.limit_in_bytes").write_text(str(mb * 2**20))
+    (group / "memory.max_usage_in_bytes").write_text("0")  # the peak of this run, not the last
     (group / "cgroup.procs").write_text(str(os.getpid()))
 
 
