@@ -16,6 +16,8 @@ from qinb.store import HASH_KEY, OBJECTS_KEY, PASSAGES_KEY, Point, PointId, Stor
 
 __all__ = ["Change", "Changes", "diff", "payload_only", "points", "stored_state"]
 
+READ_PAGE = 4096  # stored states asked of the store at a time, as qinb.read pages
+
 
 @dataclass(frozen=True)
 class Change:
@@ -40,10 +42,10 @@ class Changes:
 def stored_state(store: Store, collection: str, ids: Sequence[PointId]
                  ) -> dict[PointId, Mapping[str, Any]]:
     """What the store holds of the points with these ids: their object identities and payload
-    hash, read 4,096 points at a time."""
+    hash, read READ_PAGE points at a time."""
     found: dict[PointId, Mapping[str, Any]] = {}
-    for start in range(0, len(ids), 4096):
-        for record in store.retrieve(collection, ids[start:start + 4096],
+    for start in range(0, len(ids), READ_PAGE):
+        for record in store.retrieve(collection, ids[start:start + READ_PAGE],
                                      payload=[HASH_KEY, OBJECTS_KEY]):
             found[record.id] = record.payload
     return found
