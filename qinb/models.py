@@ -173,7 +173,7 @@ def register_local(name: str, path: str | os.PathLike[str]) -> None:
     if not directory.is_dir():
         raise ModelError(f"cannot register {name!r}: {directory} is not a directory")
     _registered[info.name.lower()] = directory
-    for cached in (_load, _found, _tokenizer):
+    for cached in (_load, _found):
         cached.cache_clear()
 
 
@@ -223,7 +223,7 @@ def found(modality: str, name: str, runtime: Mapping[str, Any] | None = None) ->
 def text_tokenizer(name: str, runtime: Mapping[str, Any] | None = None) -> Any:
     """fastembed's tokenizer of text model ``name`` (the ``tokenizers.Tokenizer`` it encodes
     with, truncating at the model's window), read from the model's files without loading the
-    model."""
+    model: a new one on each call, the caller's to change."""
     with _loading:
         return _tokenizer(describe(name).name, _runtime(runtime))
 
@@ -233,7 +233,6 @@ def _found(modality: str, name: str, runtime: tuple[tuple[str, Any], ...]) -> An
     return _construct(modality, name, (*runtime, ("lazy_load", True)))
 
 
-@functools.lru_cache(maxsize=16)
 def _tokenizer(name: str, runtime: tuple[tuple[str, Any], ...]) -> Any:
     from fastembed.common.preprocessor_utils import load_tokenizer
 

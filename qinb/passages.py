@@ -51,17 +51,17 @@ def _window(model: str, runtime: tuple[tuple[str, Any], ...]) -> Window:
     require("tokenizers", "local")
     import tokenizers
 
-    inner = registry.text_tokenizer(model, dict(runtime))  # the model itself stays unloaded
+    # read from the model's files, the model itself unloaded; this copy is ours to change
+    inner = registry.text_tokenizer(model, dict(runtime))
     if not isinstance(inner, tokenizers.Tokenizer):
         raise ModelError(f"fastembed gives no tokenizer for {model!r}, so its texts cannot be "
                          "counted or split into passages; use another model or no chunk_size")
     truncation = inner.truncation
     limit = int(truncation["max_length"]) - SPECIAL_TOKENS if truncation else None
-    # fastembed's own copy cuts at the window and pads: a copy without either counts whole texts
-    counting = tokenizers.Tokenizer.from_str(inner.to_str())
-    counting.no_truncation()
-    counting.no_padding()
-    return Window(counting, limit)
+    # as fastembed reads it, it cuts at the window and pads: without either it counts whole texts
+    inner.no_truncation()
+    inner.no_padding()
+    return Window(inner, limit)
 
 
 def window(model: str, runtime: dict[str, Any] | None = None) -> Window:
