@@ -247,16 +247,22 @@ class Bm25:
         the number with the specs, so later upserts and queries agree.
     options : dict, optional
         Other ``Bm25Config`` fields: ``k``, ``b``, ``lowercase``...
+    on_disk : bool
+        Keep the inverted index memory-mapped on disk instead of in RAM (about 140 MB of the
+        process's own memory per million short texts; see the README's "A million points in
+        little memory").
 
     Examples
     --------
     >>> qinb.Bm25("description", language="english", avg_len="auto")
+    >>> qinb.Bm25("description", on_disk=True)
     """
 
     column: str
     language: str = "english"
     avg_len: float | str | None = None
     options: Mapping[str, Any] | None = field(default=None, compare=False)
+    on_disk: bool = False
 
     kind = "bm25"
     model = registry.BM25_MODEL
@@ -264,13 +270,15 @@ class Bm25:
     size = None
     chunk_size = None  # BM25 reads whole texts: nothing is cut
     chunked = False
-    on_disk = False
     quantization = None
 
     def storage(self) -> dict[str, Any]:
-        return {}
+        """Where the inverted index is kept, where that differs from Qdrant's default (RAM)."""
+        return {"on_disk": True} if self.on_disk else {}
 
     def __post_init__(self) -> None:
+        if not isinstance(self.on_disk, bool):
+            raise ArgumentError(f"on_disk must be True or False, not {self.on_disk!r}")
         fine = self.avg_len in (None, "auto") or (
             isinstance(self.avg_len, (int, float)) and self.avg_len > 0)
         if not fine:
@@ -290,6 +298,7 @@ class Bm25:
         shown: dict[str, Any] = {"column": self.column, "language": self.language}
         if self.avg_len is not None:
             shown["avg_len"] = self.avg_len
+        shown.update(self.storage())
         return _repr(self, shown)
 
     def document(self, text: str, *, query: bool = False) -> models.Document:
@@ -319,7 +328,8 @@ class Bm25:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "column": self.column, "model": self.model,
                 "options": public(self.model_options),
-                "secrets": sorted(set(self.model_options) - set(public(self.model_options)))}
+                "secrets": sorted(set(self.model_options) - set(public(self.model_options))),
+                **self.storage()}
 
 
 Spec = Text | Image | Bm25
@@ -365,7 +375,7 @@ def specs_from_metadata(collection: str, metadata: Mapping[str, Any] | None,
             language = options.pop("language", "english")
             avg_len = options.pop("avg_len", None)
             specs[name] = Bm25(d["column"], language=language, avg_len=avg_len,
-                               options=options or None)
+                               options=options or None, on_disk=bool(d.get("on_disk")))
         else:
             raise CollectionError(
                 f"collection {collection!r} has a {d['kind']!r} vector {name!r} that this "

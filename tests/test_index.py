@@ -85,3 +85,31 @@ def test_the_graph_is_built_as_the_spec_says_and_m_0_builds_none(tmp_path, monke
     for name in ("denser", "scan"):
         assert store.query(name, [Probe("dense", vectors[77])], limit=1)[0].id == 77
     store.close()
+
+
+def test_a_sparse_index_asked_on_disk_is_memory_mapped_once_the_load_is_done(tmp_path, monkeypatch):
+    # the appendable segment indexes sparse vectors in RAM whatever is asked: finish() moves
+    # them into a segment whose index is memory-mapped. 16,000 points of 120 terms take 12 MB
+    monkeypatch.setattr(edge, "INDEX_AFTER", 10_000)
+    store = qinb.connect(tmp_path / "store")
+    store.create("sp", {}, ["bm25"], {}, storage={"bm25": {"on_disk": True}})
+    store.create("ram", {}, ["bm25"], {})
+    for name in ("sp", "ram"):
+        for start in range(0, 16_000, 2000):
+            store.upsert(name, [Point(id=i, payload={}, vectors={"bm25": models.SparseVector(
+                indices=[(i * 7 + j * 13) % 50_000 for j in range(120)], values=[1.0] * 120)})
+                for i in range(start, start + 2000)])
+        store.finish(name, progress=False)
+    assert edge._unindexed(store.path / "sp") == []
+    store.close()
+
+    def kinds(collection: str) -> set[str]:
+        return {json.loads(c.read_text())["config"]["sparse_vector_data"]["bm25"]["index"]["index_type"]
+                for c in (store.path / collection / "shard" / "segments").glob("*/segment.json")}
+
+    # the points went into the memory-mapped index; an empty appendable segment waits for more
+    assert "Mmap" in kinds("sp") and kinds("ram") == {"MutableRam"}
+    query = models.SparseVector(indices=[(42 * 7 + j * 13) % 50_000 for j in range(120)],
+                                values=[1.0] * 120)
+    assert store.query("sp", [Probe("bm25", query)], limit=1)[0].id == 42
+    store.close()

@@ -10,6 +10,7 @@ import pytest
 
 import qinb
 from qinb.errors import ArgumentError, SpecConflictError
+from qinb.store import saved_specs
 
 COMPACT = {"text": qinb.Text("text", on_disk=True, quantization="int8"), "bm25": qinb.Bm25("text")}
 PLAIN = {"text": qinb.Text("text"), "bm25": qinb.Bm25("text")}
@@ -50,6 +51,10 @@ def test_how_a_vector_is_kept_cannot_change_after_it_is_made(client, corpus):
     corpus.qdrant.upsert("kept", vectors=PLAIN, client=client, progress=False)
     with pytest.raises(SpecConflictError, match="set when it is created"):
         corpus.qdrant.upsert("kept", vectors=COMPACT, client=client, progress=False)
+    said = "vector 'bm25': the collection keeps it in RAM, full precision, this upsert {'on_disk': True}"
+    with pytest.raises(SpecConflictError, match=re.escape(said)):
+        corpus.qdrant.upsert("kept", vectors={**PLAIN, "bm25": qinb.Bm25("text", on_disk=True)},
+                             client=client, progress=False)
     more = {**PLAIN, "title": qinb.Text("topic", quantization="binary")}
     with pytest.raises(SpecConflictError, match="upsert into a new collection with every vector"):
         corpus.qdrant.upsert("kept", vectors=more, client=client, progress=False)
@@ -58,14 +63,17 @@ def test_how_a_vector_is_kept_cannot_change_after_it_is_made(client, corpus):
 
 def test_a_copy_keeps_the_vectors_on_disk_quantized_and_their_graph(corpus, tmp_path):
     store = qinb.connect(tmp_path / "a")
-    vectors = {**COMPACT, "text": qinb.Text("text", on_disk=True, quantization="int8",
-                                            hnsw={"m": 8})}
+    vectors = {"text": qinb.Text("text", on_disk=True, quantization="int8", hnsw={"m": 8}),
+               "bm25": qinb.Bm25("text", on_disk=True)}
     corpus.qdrant.upsert("compact", vectors=vectors, client=store, progress=False)
     other = qinb.connect(tmp_path / "b")
     qinb.copy("compact", source=store, to=other)
     assert vector_config(other, "compact")["on_disk"] is True
     assert "scalar" in json.dumps(vector_config(other, "compact")["quantization_config"]).lower()
     assert vector_config(other, "compact")["hnsw_config"]["m"] == 8
+    sparse = json.loads((other.path / "compact" / "shard" / "edge_config.json").read_text())
+    assert sparse["sparse_vectors"]["bm25"]["on_disk"] is True
+    assert "on_disk=True" in repr(saved_specs(other, "compact")[0]["bm25"])
 
 
 def test_storage_options_are_checked_when_the_spec_is_made():
@@ -73,6 +81,8 @@ def test_storage_options_are_checked_when_the_spec_is_made():
         qinb.Text("text", quantization="int4")
     with pytest.raises(ArgumentError, match="on_disk must be True or False"):
         qinb.Text("text", on_disk="yes")
+    with pytest.raises(ArgumentError, match="on_disk must be True or False"):
+        qinb.Bm25("text", on_disk=1)
     with pytest.raises(ArgumentError, match="hnsw takes a dict of m and ef_construct"):
         qinb.Text("text", hnsw={"m": 16, "ef": 64})
     with pytest.raises(ArgumentError, match="hnsw ef_construct must be a whole number, at least 4"):

@@ -212,9 +212,11 @@ def test_a_chunked_vector_is_embedded_here_and_sent_as_a_multivector(cloud, serv
 
 
 def test_a_quantized_on_disk_vector_and_its_graph_are_made_so_on_a_server_and_rescored(cloud, server, corpus):
-    vectors = {"text": qinb.Text("text", on_disk=True, quantization="int8"), "bm25": qinb.Bm25("text")}
+    vectors = {"text": qinb.Text("text", on_disk=True, quantization="int8"),
+               "bm25": qinb.Bm25("text", on_disk=True)}
     corpus.qdrant.upsert("compact", vectors=vectors, client=cloud, progress=False)
     create = next(b for m, p, b in server.requests if m == "PUT" and p == "/collections/compact")
+    assert create["sparse_vectors"]["bm25"] == {"modifier": "idf", "index": {"on_disk": True}}
     assert create["vectors"]["text"] == {
         "size": 384, "distance": "Cosine", "on_disk": True, "hnsw_config": {"on_disk": True},
         "quantization_config": {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": True}}}

@@ -129,7 +129,8 @@ class Store(abc.ABC):
                storage: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         """Create a collection with cosine dense vectors of these sizes (the ``multi`` ones
         multivectors compared by MaxSim) and IDF sparse vectors; ``storage`` gives a dense
-        vector's ``on_disk`` and ``quantization`` (``"int8"`` or ``"binary"``) where set."""
+        vector's ``on_disk``, ``quantization`` (``"int8"`` or ``"binary"``) and ``hnsw`` where
+        set, and a sparse vector's ``on_disk`` (its inverted index memory-mapped)."""
 
     @abc.abstractmethod
     def add_vectors(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],

@@ -251,8 +251,10 @@ class ClientStore(Store):
             collection,
             vectors_config={n: models.VectorParams(**_dense_config(s, n in multi, (storage or {}).get(n)))
                             for n, s in dense.items()},
-            sparse_vectors_config={n: models.SparseVectorParams(modifier=models.Modifier.IDF)
-                                   for n in sparse},
+            sparse_vectors_config={n: models.SparseVectorParams(
+                modifier=models.Modifier.IDF,
+                index=models.SparseIndexParams(on_disk=True)
+                if (storage or {}).get(n, {}).get("on_disk") else None) for n in sparse},
             # a server builds no graph while the upsert that creates it goes in: it is built
             # once, after the load (finish), rather than again and again as segments fill
             optimizers_config=None if self._local() else models.OptimizersConfigDiff(

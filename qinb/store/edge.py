@@ -100,15 +100,22 @@ def _search_params(probe: Probe) -> Any:
 
 
 def _unindexed(directory: Path) -> list[str]:
-    """Dense vectors (not multivectors: they are searched exactly) with INDEX_KB or more of
-    vectors in a segment that has no graph for them, read from the segments' own configs."""
+    """Vectors with INDEX_KB or more in a segment that does not keep them as asked yet: dense
+    vectors (not multivectors: they are searched exactly) with no graph, and sparse vectors
+    asked to be on disk whose inverted index is still the appendable segment's, in RAM. Read
+    from the segments' own configs."""
     found = []
+    wanted = json.loads((directory / "shard" / "edge_config.json").read_text()).get(
+        "sparse_vectors") or {}
+    on_disk = {n for n, params in wanted.items() if params.get("on_disk")}
     for config in (directory / "shard" / "segments").glob("*/segment.json"):
         with contextlib.suppress(OSError, ValueError, KeyError):
-            vectors = json.loads(config.read_text())["config"]["vector_data"]
-            for name, params in vectors.items():
-                if params["index"]["type"] != "plain" or params.get("multivector_config"):
-                    continue
+            segment = json.loads(config.read_text())["config"]
+            pending = [n for n, params in segment["vector_data"].items()
+                       if params["index"]["type"] == "plain" and not params.get("multivector_config")]
+            pending += [n for n, params in (segment.get("sparse_vector_data") or {}).items()
+                        if n in on_disk and params["index"]["index_type"] == "MutableRam"]
+            for name in pending:
                 # blocks on disk, not file sizes: the storage files are made ahead, sparse
                 used = sum(f.stat().st_blocks * 512 for f in (config.parent / f"vector_storage-{name}")
                            .rglob("*") if f.is_file())
@@ -236,7 +243,10 @@ class EdgeStore(Store):
                 optimizers=E.EdgeOptimizersConfig(indexing_threshold=INDEX_KB),
                 vectors={n: _dense_params(s, n in multi, (storage or {}).get(n))
                          for n, s in dense.items()},
-                sparse_vectors={n: E.EdgeSparseVectorParams(modifier=E.Modifier.Idf) for n in sparse})
+                sparse_vectors={n: E.EdgeSparseVectorParams(
+                    modifier=E.Modifier.Idf,
+                    on_disk=True if (storage or {}).get(n, {}).get("on_disk") else None)
+                    for n in sparse})
             E.EdgeShard.create(str(staging / "shard"), config).close()
             write_json(staging / META_FILE, {"dense": dict(dense), "sparse": sorted(sparse),
                                               "multi": sorted(multi), "metadata": dict(metadata)})
@@ -402,8 +412,9 @@ class EdgeStore(Store):
 
     def finish(self, collection: str, progress: bool = True) -> None:
         """Build the HNSW index once the collection is large enough for it to pay: when a
-        segment holds INDEX_KB or more of dense vectors with no graph yet. (The shard's own
-        ``indexed_vectors_count`` cannot tell: it counts sparse vectors, indexed as they come.)"""
+        segment holds INDEX_KB or more of dense vectors with no graph yet (or of sparse vectors
+        meant to be on disk, still indexed in RAM). (The shard's own ``indexed_vectors_count``
+        cannot tell: it counts sparse vectors, indexed as they come.)"""
         with self._shard(collection) as shard:
             if shard.info().points_count < INDEX_AFTER or not _unindexed(self._dir(collection)):
                 return
