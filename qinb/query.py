@@ -19,7 +19,7 @@ from qinb.errors import QueryError, warn
 from qinb.images import ImageCellError, is_pil, load
 from qinb.objects import MAX_POINT_ID, cell_item, point_id
 from qinb.payload import check_text
-from qinb.spec import Image, Spec, Text, missing_secrets
+from qinb.spec import Bm25, Image, Spec, Text, missing_secrets
 from qinb.store import Hit, Probe, Store, as_store, saved_specs
 
 __all__ = ["DEPTH", "FUSIONS", "is_image_query", "like_id", "nearest", "probes", "query_vector",
@@ -190,7 +190,8 @@ def probes(specs: Mapping[str, Spec], vectors: Mapping[str, Any]) -> list[Probe]
         chunked = isinstance(spec, Text) and spec.chunked
         if chunked and isinstance(vector, np.ndarray) and vector.ndim == 1:
             vector = vector[np.newaxis, :]
-        out.append(Probe(name, vector, exact=chunked, quantized=spec.quantization is not None))
+        out.append(Probe(name, vector, exact=chunked, quantized=spec.quantization is not None,
+                         graph=not chunked and not isinstance(spec, Bm25)))
     return out
 
 

@@ -100,8 +100,8 @@ def test_a_sparse_index_asked_on_disk_is_memory_mapped_once_the_load_is_done(tmp
                 indices=[(i * 7 + j * 13) % 50_000 for j in range(120)], values=[1.0] * 120)})
                 for i in range(start, start + 2000)])
         store.finish(name, progress=False)
+    store.close()  # the segments the optimizer replaced are removed as the shard closes
     assert edge._unindexed(store.path / "sp") == []
-    store.close()
 
     def kinds(collection: str) -> set[str]:
         return {json.loads(c.read_text())["config"]["sparse_vector_data"]["bm25"]["index"]["index_type"]

@@ -228,8 +228,9 @@ def test_a_quantized_on_disk_vector_and_its_graph_are_made_so_on_a_server_and_re
     corpus.qdrant.search("compact", "red planet", client=cloud, limit=3)
     query = [b for m, p, b in server.requests if p == "/collections/compact/points/query"][-1]
     text, bm25 = query["prefetch"]
-    # the best candidates of the int8 copy are rescored with the full vectors
-    assert text["params"] == {"quantization": {"rescore": True, "oversampling": 2.0}}
+    # the best candidates of the int8 copy are rescored with the full vectors, and the graph
+    # search keeps more candidates than Qdrant's default
+    assert text["params"] == {"quantization": {"rescore": True, "oversampling": 2.0}, "hnsw_ef": 256}
     assert "params" not in bm25
 
 

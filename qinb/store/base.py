@@ -86,6 +86,7 @@ class Probe:
     vector: StoredVector
     exact: bool = False  # search every point, whatever index the engine has built
     quantized: bool = False  # the vector has a quantized copy: rescore its candidates
+    graph: bool = False  # a dense vector searched on its HNSW graph, where it has one
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from qinb.store.base import (
     records,
     vector_selector,
 )
-from qinb.store.edge import OVERSAMPLING
+from qinb.store.edge import HNSW_EF, OVERSAMPLING
 
 INDEXING_THRESHOLD_KB = 20_000  # Qdrant's default: segments past it get their graph
 
@@ -174,11 +174,12 @@ def _dense_config(size: int, multi: bool, storage: Mapping[str, Any] | None = No
 def _params(probe: Probe, local: bool) -> models.SearchParams | None:
     # local mode always searches exactly (and has no quantized copies), and warns when it is
     # told to do either
-    if local or not (probe.exact or probe.quantized):
+    if local or not (probe.exact or probe.quantized or probe.graph):
         return None
     rescore = (models.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
                if probe.quantized else None)
-    return models.SearchParams(exact=probe.exact or None, quantization=rescore)
+    return models.SearchParams(exact=probe.exact or None, quantization=rescore,
+                               hnsw_ef=HNSW_EF if probe.graph and not probe.exact else None)
 
 
 def _selector(payload: bool | Sequence[str], exclude: Sequence[str] = ()) -> Any:
