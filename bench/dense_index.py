@@ -109,7 +109,7 @@ def main() -> None:
     settings = [("brute force", exact), ("graph, default ef", None),
                 ("graph, ef=64", E.SearchParams(hnsw_ef=64)),
                 ("graph, ef=128", E.SearchParams(hnsw_ef=128)),
-                ("graph, ef=256", E.SearchParams(hnsw_ef=256))]
+                ("graph, ef=256 (as qinb asks)", E.SearchParams(hnsw_ef=256))]
     times: dict[str, list[float]] = {label: [] for label, _ in settings}
     recalls: dict[str, list[float]] = {label: [] for label, _ in settings}
     with store._shard("c") as shard:

@@ -2,8 +2,9 @@
 
 Writes a Parquet file of N rows of short texts (made a batch at a time, never whole), then, each
 in a fresh process with its own peak RSS: upserts it by path (dense + BM25) with the dense vector
-in RAM at full precision, and with ``on_disk=True, quantization="int8"``; and reads the
-collection back to a Parquet file with ``qinb.read``; then asks both collections the 34 bundled
+in RAM at full precision, with ``on_disk=True, quantization="int8"``, and into a store that
+drops the points it is given (qinb's own memory, the engine holding nothing); and reads the
+collection back to a Parquet file with ``qinb.read``, and scrolls it with the engine alone; then asks both collections the 34 bundled
 questions (recall@10 of the quantized search against exact, hybrid p50 side by side). The
 dense vector comes from the STAND-IN
 CLIP text model (512-d, tiny and fast, meaningless vectors through fastembed's real path): real
@@ -23,6 +24,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -56,15 +58,33 @@ def make_file(rows: int) -> Path:
     return path
 
 
-def upsert(rows: int, compact: bool, limit_mb: int, graph_m: int | None = None
-           ) -> dict[str, float]:
+def discarding(path: Path) -> qinb.Store:
+    """An Edge store that makes the engine's points of each write and drops them: an upsert into
+    it is qinb's own work (reading, objects, embedding, points), the engine holding nothing."""
+    from qinb.store.edge import EdgeStore, _to_edge
+
+    class Discarding(EdgeStore):
+        def upsert(self, collection: str, points: Any) -> None:
+            import qdrant_edge as E
+
+            [E.Point(p.id, {n: _to_edge(v) for n, v in p.vectors.items()}, p.payload) for p in points]
+
+        def count(self, collection: str) -> int:
+            return 0
+
+    return Discarding(path)
+
+
+def upsert(rows: int, compact: bool, limit_mb: int, graph_m: int | None = None,
+           engine: bool = True) -> dict[str, float]:
     import qinb.standin
 
     if limit_mb:
         limit(limit_mb)
     os.environ["QINB_CACHE"] = tempfile.mkdtemp()
     qinb.standin.register_clip(tempfile.mkdtemp())
-    store = qinb.connect(WORK / f"store-{rows}-{'compact' if compact else 'ram'}")
+    where = WORK / f"store-{rows}-{'compact' if compact else 'ram' if engine else 'none'}"
+    store = qinb.connect(where) if engine else discarding(where)
     store.delete("c") if store.exists("c") else None
     text = qinb.Text("text", model=qinb.models.CLIP_TEXT, on_disk=compact,
                      quantization="int8" if compact else None,
@@ -74,7 +94,7 @@ def upsert(rows: int, compact: bool, limit_mb: int, graph_m: int | None = None
     done = qinb.upsert(make_file(rows), "c", client=store, progress=False,
                        vectors={"text": text, "bm25": qinb.Bm25("text")})
     seconds = time.perf_counter() - start
-    assert store.count("c") == rows and done.upserted == rows
+    assert done.upserted == rows and store.count("c") == (rows if engine else 0)
     store.close()
     return {"seconds": seconds, "anon_mb": anon.stop(), **(
         {"group_mb": peak_of_group()} if limit_mb else {})}
@@ -104,6 +124,30 @@ def read_back(rows: int) -> dict[str, float]:
     import pyarrow.parquet as pq
 
     assert pq.ParquetFile(path).metadata.num_rows == rows
+    store.close()
+    return {"seconds": seconds, "anon_mb": anon.stop()}
+
+
+def scroll_alone(rows: int) -> dict[str, float]:
+    """The engine alone reading what ``qinb.read`` reads (every point's payload, 4,096 at a
+    time), with nothing kept: what reading costs the shard itself, qinb apart."""
+    import qdrant_edge as E
+
+    from qinb._read import PAGE
+
+    store = qinb.connect(WORK / f"store-{rows}-compact")
+    anon = AnonPeak()
+    start = time.perf_counter()
+    seen, after = 0, None
+    with store._shard("c") as shard:
+        while True:
+            page, after = shard.scroll(E.ScrollRequest(offset=after, limit=PAGE, with_payload=True,
+                                                       with_vector=False))
+            seen += len(page)
+            if after is None:
+                break
+    seconds = time.perf_counter() - start
+    assert seen == rows
     store.close()
     return {"seconds": seconds, "anon_mb": anon.stop()}
 
@@ -154,16 +198,18 @@ def queries(rows: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--run", type=int)
-    parser.add_argument("--what", choices=["ram", "compact", "read", "queries"],
+    parser.add_argument("--what", choices=["ram", "compact", "none", "read", "scroll", "queries"],
                         default="compact")
     parser.add_argument("--limit-mb", type=int, default=0)
     parser.add_argument("--graph-m", type=int, help="the dense graph's m (0: none)")
     parser.add_argument("rows", nargs="*", type=int, default=[200_000, 1_000_000])
     args = parser.parse_args()
     if args.run:
-        report(read_back(args.run) if args.what == "read" else queries(args.run)
+        report(read_back(args.run) if args.what == "read" else scroll_alone(args.run)
+               if args.what == "scroll" else queries(args.run)
                if args.what == "queries" else upsert(args.run, args.what == "compact",
-                                                       args.limit_mb, args.graph_m))
+                                                       args.limit_mb, args.graph_m,
+                                                       engine=args.what != "none"))
         return
     for n in args.rows:
         make_file(n)
@@ -171,12 +217,13 @@ def main() -> None:
     got: dict[tuple[int, str], dict[str, float]] = {}
     for n in args.rows:
         size = (WORK / f"rows-{n}.parquet").stat().st_size / 2**20
-        for what in ("ram", "compact", "read"):
+        for what in ("ram", "compact", "none", "read", "scroll"):
             extra = ["--what", what] + (["--limit-mb", str(args.limit_mb)] if what == "compact"
                                         and args.limit_mb else [])
             r = got[n, what] = run(Path(__file__), str(n), *extra)
             label = {"ram": "upsert, in RAM", "compact": "upsert, on disk + int8",
-                     "read": "qinb.read to Parquet"}[what]
+                     "none": "upsert, points dropped", "read": "qinb.read to Parquet",
+                     "scroll": "the engine's scroll alone"}[what]
             print(f"{n:>9,d}  {size:8.0f}   {label:<22} {r['seconds']:7.0f}  {r['rss_mb']:12.0f}"
                   f"  {r['anon_mb']:18.0f}", flush=True)
     for n in args.rows:
@@ -187,7 +234,7 @@ def main() -> None:
               f"{r['ram_ms']:.1f} ms in RAM: {r['compact_ms'] / r['ram_ms']:.2f}x (target <= 2x)",
               flush=True)
     first, last = args.rows[0], args.rows[-1]
-    for what in ("ram", "compact", "read"):
+    for what in ("ram", "compact", "none", "read", "scroll"):
         print(f"{what}: {last // first}x the rows, peak RSS x"
               f"{got[last, what]['rss_mb'] / got[first, what]['rss_mb']:.2f}, anonymous x"
               f"{got[last, what]['anon_mb'] / got[first, what]['anon_mb']:.2f}")
