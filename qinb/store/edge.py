@@ -110,8 +110,10 @@ def _unindexed(directory: Path) -> list[str]:
     asked to be on disk whose inverted index is still the appendable segment's, in RAM. Read
     from the segments' own configs."""
     found = []
-    wanted = json.loads((directory / "shard" / "edge_config.json").read_text()).get(
-        "sparse_vectors") or {}
+    wanted: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        wanted = json.loads((directory / "shard" / "edge_config.json").read_text()).get(
+            "sparse_vectors") or {}
     on_disk = {n for n, params in wanted.items() if params.get("on_disk")}
     for config in (directory / "shard" / "segments").glob("*/segment.json"):
         with contextlib.suppress(OSError, ValueError, KeyError):
