@@ -1,14 +1,14 @@
 """A Parquet file bigger than the memory it is given, into a collection, and back out.
 
 Writes a Parquet file of N rows of short texts (made a batch at a time, never whole), then, each
-in a fresh process with its own peak RSS: upserts it by path (dense + BM25) with the dense vector
-in RAM at full precision, with ``on_disk=True, quantization="int8"``, and into a store that
-drops the points it is given (qinb's own memory, the engine holding nothing); and reads the
-collection back to a Parquet file with ``qinb.read``, and scrolls it with the engine alone; then asks both collections the 34 bundled
-questions (recall@10 of the quantized search against exact, hybrid p50 side by side). The
-dense vector comes from the STAND-IN
-CLIP text model (512-d, tiny and fast, meaningless vectors through fastembed's real path): real
-inference of a million rows would take hours here. BM25 is real.
+in a fresh process with its own peak RSS: upserts it by path (dense + BM25) with the vectors in
+RAM at full precision; with ``on_disk=True, quantization="int8"`` (and BM25 on disk); and into
+a store that drops the points it is given (qinb's own memory, the engine holding nothing).
+Reads the collection back to a Parquet file with ``qinb.read``, and scrolls it with the engine
+alone. Then asks both collections the 34 bundled questions (recall@10 of the quantized search
+against exact, hybrid p50 side by side). The dense vector comes from the STAND-IN CLIP text
+model (512-d, tiny and fast, meaningless vectors through fastembed's real path): real inference
+of a million rows would take hours here. BM25 is real.
 
     .venv/bin/python bench/parquet.py [200000 1000000]
     .venv/bin/python bench/parquet.py --limit-mb 1500 1000000    # on disk + int8 under 1.5 GB
@@ -92,7 +92,7 @@ def upsert(rows: int, compact: bool, limit_mb: int, graph_m: int | None = None,
     anon = AnonPeak()
     start = time.perf_counter()
     done = qinb.upsert(make_file(rows), "c", client=store, progress=False,
-                       vectors={"text": text, "bm25": qinb.Bm25("text")})
+                       vectors={"text": text, "bm25": qinb.Bm25("text", on_disk=compact)})
     seconds = time.perf_counter() - start
     assert done.upserted == rows and store.count("c") == (rows if engine else 0)
     store.close()
