@@ -105,7 +105,7 @@ def test_a_model_whose_onnx_file_is_broken_fails_before_any_write(client, corpus
         assert not client.exists("x")
     finally:  # as before: found under QINB_MODELS, nothing registered, the good one loaded again
         del models._registered[models.MINILM.lower()]
-        for cached in (models._load, models._found, models._tokenizer):
+        for cached in (models._load, models._found):
             cached.cache_clear()
 
 
