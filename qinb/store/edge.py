@@ -147,7 +147,8 @@ def _to_edge(vector: StoredVector) -> Any:
     if isinstance(vector, models.SparseVector):
         return E.SparseVector(list(vector.indices), list(vector.values))
     if isinstance(vector, np.ndarray):
-        # Edge reads a list of floats in half the time it reads an array (one element at a time)
+        # Edge takes a list of floats in about half the time it takes an array (1,500 384-d
+        # vectors: 13 against 30 ms)
         return vector.tolist()
     return vector
 
