@@ -3,15 +3,15 @@ p50 and recall@10 at several ``hnsw_ef``.
 
 Real all-MiniLM-L6-v2 vectors by default: 40-word windows (half overlapping) of the docstrings
 in the source files of the standard library and the installed packages (read with ``ast``, never
-imported; 5.4M words, 270k windows here, kept in a file after the first run), upserted by qinb (which builds the
-graph as an upsert ends), queried by the 34 bundled questions and by 50 windows left out of
+imported; 5.4M words, 270k windows here, kept in a file after the first run), upserted by qinb
+(which builds the graph as an upsert ends), queried by the 34 bundled questions and by 50 windows left out of
 the collection; and the same vectors kept ``on_disk=True, quantization="int8"``, searched as
 qinb searches them (rescored), against exact full-precision search. ``--random`` uses STAND-IN random unit
 vectors instead, written through the store: a pathological case for any graph (no structure,
 all distances alike), shown for contrast.
 
     .venv/bin/python bench/dense_index.py [--points 30000] [--random]
-    .venv/bin/python bench/dense_index.py --points 100000     # about 15 minutes on 2 cores
+    .venv/bin/python bench/dense_index.py --points 100000     # about 45 minutes on 2 cores
 """
 
 from __future__ import annotations

@@ -61,13 +61,11 @@ def make_file(rows: int) -> Path:
 def discarding(path: Path) -> qinb.Store:
     """An Edge store that makes the engine's points of each write and drops them: an upsert into
     it is qinb's own work (reading, objects, embedding, points), the engine holding nothing."""
-    from qinb.store.edge import EdgeStore, _to_edge
+    from qinb.store.edge import EdgeStore, edge_points
 
     class Discarding(EdgeStore):
         def upsert(self, collection: str, points: Any) -> None:
-            import qdrant_edge as E
-
-            [E.Point(p.id, {n: _to_edge(v) for n, v in p.vectors.items()}, p.payload) for p in points]
+            edge_points(points)  # made as for a write, then dropped
 
         def count(self, collection: str) -> int:
             return 0

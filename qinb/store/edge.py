@@ -153,6 +153,14 @@ def _to_edge(vector: StoredVector) -> Any:
     return vector
 
 
+def edge_points(points: Sequence[Point]) -> list[Any]:
+    """The engine's points of qinb's points, as an upsert writes them."""
+    import qdrant_edge as E
+
+    return [E.Point(p.id, {n: _to_edge(v) for n, v in p.vectors.items()}, p.payload)
+            for p in points]
+
+
 def _from_edge(vector: Any) -> StoredVector:
     if isinstance(vector, list):
         return np.asarray(vector, dtype=np.float32)
@@ -305,10 +313,9 @@ class EdgeStore(Store):
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
         import qdrant_edge as E
 
-        edge_points = [E.Point(p.id, {n: _to_edge(v) for n, v in p.vectors.items()}, p.payload)
-                       for p in points]
+        made = edge_points(points)
         with self._shard(collection) as shard:
-            shard.update(E.UpdateOperation.upsert_points(edge_points))
+            shard.update(E.UpdateOperation.upsert_points(made))
 
     def update(self, collection: str, points: Sequence[Point]) -> None:
         import qdrant_edge as E
