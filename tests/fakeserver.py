@@ -9,16 +9,26 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+# Qdrant's official OpenAPI schema, a copy of ../shared/qdrant-openapi.json kept here so the
+# wire tests run on any clone
+SCHEMA_FILE = Path(__file__).resolve().parent / "data" / "qdrant-openapi.json"
+
+
+def schema() -> dict[str, Any]:
+    """The server's OpenAPI schema, which every request body is validated against."""
+    return dict(json.loads(SCHEMA_FILE.read_text()))
 
 
 class FakeServer:
     """Just enough of Qdrant's REST API for collection creation, upsert and query."""
 
-    def __init__(self, schema: dict[str, Any]) -> None:
-        self.schema = schema
+    def __init__(self, api: dict[str, Any] | None = None) -> None:
+        self.schema = api if api is not None else schema()
         self.collections: dict[str, dict[str, Any]] = {}
         self.points: dict[str, dict[Any, dict[str, Any]]] = {}
         self.requests: list[tuple[str, str, Any]] = []

@@ -54,6 +54,13 @@ def _free_port() -> int:
 
 
 def require_chromium() -> None:
+    """Skip (fail on CI, which installs both) where Chromium or Playwright is missing."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("Playwright is missing: it comes with qinb's test extras")
+        pytest.skip("Playwright is not installed (pip install -e '.[test]')")
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")

@@ -14,6 +14,8 @@ from test_browser import CHROMIUM, FLAGS, _run_all_cells, require_chromium, runn
 
 from qinb.cli import SHIPPED
 
+pytestmark = pytest.mark.browser
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 # every code cell shows an execution count: Run All has reached the end
 ALL_RAN = ("[...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"

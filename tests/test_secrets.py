@@ -16,7 +16,6 @@ from fakeserver import FakeServer
 import qinb
 
 KEY = "sk-qinb-7f3a9c-do-not-leak"
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "shared" / "qdrant-openapi.json"
 
 
 def keyed(key: str = KEY, column: str = "text") -> dict[str, qinb.Text | qinb.Bm25]:
@@ -54,9 +53,8 @@ def test_an_embedded_store_saves_shows_and_compares_no_key(corpus, tmp_path, mon
     assert files_holding(tmp_path, KEY) == []
 
 
-@pytest.mark.skipif(not SCHEMA_FILE.exists(), reason="needs ../shared/qdrant-openapi.json")
 def test_a_server_gets_the_key_with_each_call_and_never_in_metadata(corpus, monkeypatch):
-    server = FakeServer(json.loads(SCHEMA_FILE.read_text()))
+    server = FakeServer()
     cloud = qinb.connect(url="https://cluster.qdrant.test:6333", api_key="k",
                          cloud_inference=True, transport=httpx.MockTransport(server),
                          check_compatibility=False)
