@@ -138,7 +138,7 @@ def main() -> None:
                     with_payload=False))}
             t = time.perf_counter()
             found = {int(h.id) for h in store.query("q", [Probe("text", q, quantized=True)],
-                                                    limit=10, payload=False)}
+                                                    limit=10)[0]}
             times[label].append((time.perf_counter() - t) * 1000)
             recalls[label].append(len(found & truth) / 10)
             with store._shard("q") as shard:

@@ -176,7 +176,7 @@ def queries(rows: int) -> dict[str, float]:
         truth = {int(h.id) for h in ranked[:10]}
         scores = {int(h.id): h.score for h in ranked}
         found = {int(h.id) for h in compact.query("c", [Probe("text", q, quantized=True)],
-                                                  limit=10, payload=False)}
+                                                  limit=10)[0]}
         recall.append(len(found & truth) / 10)
         # the file's rows repeat their words (a 12-word window of one text, and a number), so
         # many score alike: a hit as good as the exact 10th (to float32 noise) is one of its ties

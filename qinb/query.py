@@ -200,27 +200,58 @@ def _order(hit: Hit) -> tuple[float, str]:
     return -hit.score, str(hit.id)
 
 
+def _ranked(store: Store, collection: str, probes: Sequence[Probe], n: int,
+            filter: models.Filter | None) -> list[list[Hit]]:
+    """Each probe's first ``n`` hits, ordered by score and then point id.
+
+    An engine cuts a tie at ``n`` in its own physical order, which the order the points were
+    written in, a copy or a reopened store changes. So each list is fetched past the cut until
+    the whole tie there is seen, and only then ordered and cut."""
+    fetch = n + TIE_MARGIN
+    lists: list[list[Hit]] = [[] for _ in probes]
+    todo = list(range(len(probes)))
+    while todo:
+        answers = store.query(collection, [probes[i] for i in todo], limit=fetch, filter=filter)
+        more = []
+        for i, hits in zip(todo, answers, strict=True):
+            lists[i] = pool = sorted(hits, key=_order)
+            # the tie at the cut may go on past what was fetched: fetch more until it ends
+            if len(pool) == fetch and len(pool) > n and pool[n - 1].score == pool[-1].score:
+                more.append(i)
+        todo, fetch = more, fetch * 4
+    return [pool[:n] for pool in lists]
+
+
+def _fuse(lists: Sequence[Sequence[Hit]], fusion: str) -> list[Hit]:
+    """Several ranked lists as one, by qdrant-client's RRF (k=2, the Qdrant server's constant)
+    or DBSF, the same formulas the engines use; equal fused scores by point id."""
+    from qdrant_client.hybrid.fusion import distribution_based_score_fusion, reciprocal_rank_fusion
+
+    responses = [[models.ScoredPoint(id=h.id, version=0, score=h.score) for h in hits]
+                 for hits in lists]
+    total = sum(len(hits) for hits in lists)
+    fused = (distribution_based_score_fusion(responses, limit=total) if fusion == "dbsf"
+             else reciprocal_rank_fusion(responses, limit=total))
+    ids = {str(h.id): h.id for hits in lists for h in hits}  # the engine's ids, as they were
+    return sorted((Hit(ids[str(p.id)], float(p.score), {}) for p in fused), key=_order)
+
+
 def nearest(store: Store, collection: str, probes: Sequence[Probe], *, limit: int,
             filter: models.Filter | None = None, fusion: str = "rrf") -> list[Hit]:
     """The hits of one query: one probe alone, or several fused, each fetching ``DEPTH``
     candidates (``limit`` where that is more).
 
     Scores tie often (BM25 on templated texts; RRF adds ranks: 3rd and 5th scores as 5th and
-    3rd), and an engine cuts ties at ``limit`` in its own physical order, which a copy or a
-    reopened store changes. So candidates are taken without payloads until the whole tie at
-    the cut is seen, ordered by score and then point id, and only then cut; the payloads of
-    the hits kept are read after.
+    3rd). The hits must be a function of the stored points, never of the order they were
+    written in, so every list is ordered by score and then point id before it is cut or its
+    ranks are given, and fusion is computed here from those lists rather than by the engine
+    (whose prefetch keeps its physical order inside a tie). The payloads of the hits kept are
+    read after.
     """
-    depth = max(DEPTH, limit)
-    fetch = depth * len(probes) if len(probes) > 1 else limit + TIE_MARGIN
-    while True:
-        pool = sorted(store.query(collection, probes, limit=fetch, filter=filter,
-                                  fusion=fusion if len(probes) > 1 else None, depth=depth,
-                                  payload=False), key=_order)
-        # the tie at the cut may go on past what was fetched: fetch more until it ends
-        if len(pool) < fetch or len(pool) <= limit or pool[limit - 1].score != pool[-1].score:
-            break
-        fetch *= 4
-    chosen = pool[:limit]
+    if len(probes) == 1:
+        chosen = _ranked(store, collection, probes, limit, filter)[0]
+    else:
+        lists = _ranked(store, collection, probes, max(DEPTH, limit), filter)
+        chosen = _fuse(lists, fusion)[:limit]
     payloads = {r.id: r.payload for r in store.retrieve(collection, [h.id for h in chosen])}
     return [Hit(h.id, h.score, payloads.get(h.id, {})) for h in chosen]

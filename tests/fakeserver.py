@@ -110,21 +110,40 @@ class FakeServer:
         if method == "POST" and path.endswith("/points"):  # retrieve by ids
             stored = self.points.get(name, {})
             return ok([{"id": i, "payload": stored[i].get("payload")} for i in body["ids"] if i in stored])
-        if path.endswith("/points/query/batch"):  # each probe scoring the points it names
+        if path.endswith("/points/query/batch"):
             stored = self.points.get(name, {})
             return ok([{"points": [
                 {"id": i, "version": 1, "score": 0.5 + 0.1 * n}
-                for i in search["filter"]["must"][0]["has_id"] if i in stored]}
-                for n, search in enumerate(body["searches"])])
+                for i in named if i in stored]} if (named := _named(search)) is not None
+                else self._nearest(name, search) for n, search in enumerate(body["searches"])])
         if path.endswith("/points/query"):
-            # one answer, point 7, stored as a server would hold it, so a retrieve finds it too
-            payload = {"text": "Mars", "_qinb_row": "doc01"}
-            stored = self.points.setdefault(name, {}).setdefault(7, {"id": 7, "payload": payload})
-            answer = {"id": 7, "version": 1, "score": 0.9}
-            if body.get("with_payload"):
-                answer["payload"] = stored.get("payload")
-            return ok({"points": [answer]})
+            return ok(self._nearest(name, body))
         raise AssertionError(f"unexpected request {method} {path}")
+
+    def searches(self, name: str) -> list[dict[str, Any]]:
+        """The probes of the last query asked of collection ``name`` (one batch request, a
+        search per named vector; a batch scoring named hits is not a query)."""
+        return next(b["searches"] for _, p, b in reversed(self.requests)
+                    if p == f"/collections/{name}/points/query/batch"
+                    and _named(b["searches"][0]) is None)
+
+    def _nearest(self, name: str, query: dict[str, Any]) -> dict[str, Any]:
+        """Any query's one answer, point 7, stored as a server would hold it, so a retrieve
+        finds it too."""
+        payload = {"text": "Mars", "_qinb_row": "doc01"}
+        stored = self.points.setdefault(name, {}).setdefault(7, {"id": 7, "payload": payload})
+        answer = {"id": 7, "version": 1, "score": 0.9}
+        if query.get("with_payload"):
+            answer["payload"] = stored.get("payload")
+        return {"points": [answer]}
+
+
+def _named(search: dict[str, Any]) -> list[Any] | None:
+    """The ids a query's filter names (a probe scoring the hits), or None for a search."""
+    for condition in (search.get("filter") or {}).get("must") or []:
+        if "has_id" in condition:
+            return list(condition["has_id"])
+    return None
 
 
 def ok(result: Any) -> httpx.Response:

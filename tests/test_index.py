@@ -51,7 +51,7 @@ def test_an_upsert_past_the_threshold_leaves_a_graph_on_the_dense_vectors(tmp_pa
     store.close()  # the segments the graph replaced are removed as the shard closes
     assert "hnsw" in index_types(store, "big")["dense"] and edge._unindexed(store.path / "big") == []
     # and searching it finds the nearest points: the query vector's own point first
-    hits = store.query("big", [Probe("dense", vectors[123])], limit=3)
+    [hits] = store.query("big", [Probe("dense", vectors[123])], limit=3)
     assert hits[0].id == 123
     store.close()
 
@@ -83,7 +83,7 @@ def test_the_graph_is_built_as_the_spec_says_and_m_0_builds_none(tmp_path, monke
     [scan] = graphs(store, "scan", "dense")  # indexed (a segment made), with no links: a scan
     assert scan["m"] == 0 and edge._unindexed(store.path / "scan") == []
     for name in ("denser", "scan"):
-        assert store.query(name, [Probe("dense", vectors[77])], limit=1)[0].id == 77
+        assert store.query(name, [Probe("dense", vectors[77])], limit=1)[0][0].id == 77
     store.close()
 
 
@@ -111,5 +111,5 @@ def test_a_sparse_index_asked_on_disk_is_memory_mapped_once_the_load_is_done(tmp
     assert "Mmap" in kinds("sp") and kinds("ram") == {"MutableRam"}
     query = models.SparseVector(indices=[(42 * 7 + j * 13) % 50_000 for j in range(120)],
                                 values=[1.0] * 120)
-    assert store.query("sp", [Probe("bm25", query)], limit=1)[0].id == 42
+    assert store.query("sp", [Probe("bm25", query)], limit=1)[0][0].id == 42
     store.close()

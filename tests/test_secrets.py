@@ -73,7 +73,8 @@ def test_a_server_gets_the_key_with_each_call_and_never_in_metadata(corpus, monk
     qinb.search("c", "red planet", using="text", client=cloud, secrets={"jina-api-key": KEY})
     monkeypatch.setenv("QINB_JINA_API_KEY", "from-the-environment")
     qinb.search("c", "red planet", using="text", client=cloud)
-    queries = [b for _, p, b in server.requests if p == "/collections/c/points/query"]
+    queries = [q for _, p, b in server.requests if p == "/collections/c/points/query/batch"
+               for q in b["searches"]]
     assert [q["query"]["nearest"]["options"]["jina-api-key"] for q in queries] == [
         KEY, "from-the-environment"]
     cloud.close()

@@ -55,7 +55,7 @@ def test_an_unreachable_server_is_named_with_what_to_check(server, remote, corpu
 def test_search_failures_name_the_call_and_the_status(server, remote, corpus, status, kind,
                                                       advice):
     corpus.qdrant.upsert("c", vectors=VECTORS, client=remote, progress=False)
-    server.fail(r"/points/query$", error(status, "Wrong input: bad filter"))
+    server.fail(r"/points/query/batch$", error(status, "Wrong input: bad filter"))
     with pytest.raises(kind) as err:
         qinb.search("c", "red planet", client=remote)
     assert f"querying collection 'c' in {URL} failed ({status} " in str(err.value)

@@ -179,10 +179,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def query(self, collection: str, probes: Sequence[Probe], *, limit: int,
-              filter: models.Filter | None = None, fusion: str | None = None,
-              depth: int = 50, payload: bool = True) -> list[Hit]:
-        """Nearest points to one probe, or to several fused by ``fusion`` ("rrf" or "dbsf"),
-        each probe fetching ``depth`` candidates; payloads included unless ``payload=False``."""
+              filter: models.Filter | None = None) -> list[list[Hit]]:
+        """Each probe's ``limit`` nearest points, best first, in one call, without payloads.
+        Fusing several lists is the query path's (``qinb.query``), not the engine's, so that
+        ties are ranked the same way on every engine."""
 
     @abc.abstractmethod
     def scores(self, collection: str, probes: Sequence[Probe],

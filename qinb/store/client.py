@@ -36,7 +36,6 @@ INDEXING_THRESHOLD_KB = 20_000  # Qdrant's default: segments past it get their g
 
 __all__ = ["ClientStore"]
 
-FUSIONS = {"rrf": models.Fusion.RRF, "dbsf": models.Fusion.DBSF}
 RETRY_STATUSES = (429, 503)
 TRIES = 4  # one call and three retries of a busy server
 BACKOFF = 1.0  # seconds before the first retry when the server does not say (doubling)
@@ -361,21 +360,12 @@ class ClientStore(Store):
 
     @_guarded("querying collection {0!r}")
     def query(self, collection: str, probes: Sequence[Probe], *, limit: int,
-              filter: models.Filter | None = None, fusion: str | None = None,
-              depth: int = 50, payload: bool = True) -> list[Hit]:
-        if len(probes) == 1:
-            response = self.client.query_points(
-                collection, query=_wire(probes[0].vector), using=probes[0].using, limit=limit,
-                query_filter=filter, with_payload=payload,
-                search_params=_params(probes[0], self._local()))
-        else:
-            prefetch = [models.Prefetch(query=_wire(p.vector), using=p.using, limit=depth,
-                                        filter=filter, params=_params(p, self._local()))
-                        for p in probes]
-            response = self.client.query_points(
-                collection, prefetch=prefetch, limit=limit, query_filter=filter,
-                query=models.FusionQuery(fusion=FUSIONS[fusion or "rrf"]), with_payload=payload)
-        return [Hit(plain_id(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
+              filter: models.Filter | None = None) -> list[list[Hit]]:
+        answers = self.client.query_batch_points(collection, [models.QueryRequest(
+            query=_wire(p.vector), using=p.using, filter=filter, limit=limit, with_payload=False,
+            params=_params(p, self._local())) for p in probes])
+        return [[Hit(plain_id(h.id), float(h.score), {}) for h in answer.points]
+                for answer in answers]
 
     @_guarded("scoring the hits in collection {0!r}")
     def scores(self, collection: str, probes: Sequence[Probe],

@@ -356,27 +356,17 @@ class EdgeStore(Store):
             return int(shard.count(E.CountRequest(exact=True)))
 
     def query(self, collection: str, probes: Sequence[Probe], *, limit: int,
-              filter: models.Filter | None = None, fusion: str | None = None,
-              depth: int = 50, payload: bool = True) -> list[Hit]:
+              filter: models.Filter | None = None) -> list[list[Hit]]:
         import qdrant_edge as E
 
         flt = edge_filter(filter)
-        nearest = [E.Query.Nearest(_to_edge(p.vector), using=p.using) for p in probes]
-        params = [_search_params(p) for p in probes]
-        if len(probes) == 1:
-            request = E.QueryRequest(limit=limit, query=nearest[0], filter=flt, with_payload=payload,
-                                     params=params[0])
-        else:
-            # k=2 is the Qdrant server's RRF constant, so scores match across engines
-            fuse: Any = E.Fusion.Dbsf() if fusion == "dbsf" else E.Fusion.Rrf(k=2)
-            request = E.QueryRequest(
-                limit=limit, query=fuse, filter=flt, with_payload=payload,
-                prefetches=[E.Prefetch(limit=depth, query=q, filter=flt, params=x)
-                            for q, x in zip(nearest, params, strict=True)])
+        batch = E.QueryBatchRequest([E.QueryRequest(
+            limit=limit, query=E.Query.Nearest(_to_edge(p.vector), using=p.using), filter=flt,
+            with_payload=False, params=_search_params(p)) for p in probes])
         with self._shard(collection) as shard:
             self._index_payload(shard, filter)
-            raw = shard.query(request)
-        return [Hit(plain_id(p.id), float(p.score), dict(p.payload or {})) for p in raw]
+            answers = shard.query_batch(batch)
+        return [[Hit(plain_id(h.id), float(h.score), {}) for h in hits] for hits in answers]
 
     def scores(self, collection: str, probes: Sequence[Probe],
                ids: Sequence[PointId]) -> dict[str, dict[PointId, float]]:
