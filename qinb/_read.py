@@ -4,6 +4,9 @@ millions of points streams to a Parquet file in little memory."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -12,13 +15,14 @@ import numpy as np
 import pandas as pd
 from qdrant_client import QdrantClient, models
 
-from qinb.errors import ArgumentError
+from qinb.errors import ArgumentError, StoreError
 from qinb.query import to_filter
 from qinb.store import ROW_KEY, Record, Store, as_store, require, split_row
 
 __all__ = ["read"]
 
 PAGE = 4096  # points read at a time
+VECTOR_PREFIX = "vector_"  # a vector's column is "vector_<name>": never a payload column's name
 
 
 def read(collection: str, *, columns: Sequence[str] | None = None,
@@ -35,15 +39,19 @@ def read(collection: str, *, columns: Sequence[str] | None = None,
     columns : list of str, optional
         Payload columns to read; default all (qinb's own bookkeeping keys are left out).
     vectors : bool or list of str
-        Also read these named vectors (all with True), one column each: a dense vector as a
-        float32 array, a chunked one as a matrix (a row per passage), BM25 as a dict of
-        ``indices`` and ``values``.
+        Also read these named vectors (all with True), one column each, named
+        ``vector_<name>`` so that no payload column is replaced (a vector ``"text"`` made from
+        the column ``"text"`` comes back beside it): a dense vector as a float32 array, a
+        chunked one as a matrix (a row per passage), BM25 as a dict of ``indices`` and
+        ``values``.
     filter : dict or models.Filter, optional
         Only the points that match, as in :func:`qinb.search`.
     client : store or QdrantClient, optional
     to : {"pandas", "arrow", "polars"} or path
         The kind of table returned; or a ``.parquet`` path, written a page at a time (the
-        collection is never whole in memory), and the path is returned.
+        collection is never whole in memory) to a temporary file beside it that replaces the
+        path only once complete, so a failed export leaves an earlier file there as it was;
+        the path is returned.
     progress : bool
         Show a progress bar over the points.
 
@@ -52,6 +60,8 @@ def read(collection: str, *, columns: Sequence[str] | None = None,
     >>> qinb.read("docs").head()
     >>> qinb.read("docs", to="docs.parquet")          # any size
     PosixPath('docs.parquet')
+    >>> qinb.read("docs", vectors=["text"]).columns   # the payload, then each vector
+    Index(['text', 'vector_text'], dtype='object')
     >>> again = qinb.upsert(qinb.read("docs"), "docs-copy", vectors=specs)   # embeds nothing new
     """
     store = as_store(client)
@@ -60,7 +70,7 @@ def read(collection: str, *, columns: Sequence[str] | None = None,
     names = _vector_names(vectors, [*shape.dense, *sorted(shape.sparse)], collection)
     pages = _pages(store, collection, columns, names, to_filter(filter), progress)
     if isinstance(to, Path) or (isinstance(to, str) and to not in ("pandas", "arrow", "polars")):
-        return _to_parquet(pages, Path(to))
+        return _to_parquet(pages, _target(to))
     frames = list(pages)
     frame = pd.concat(frames) if len(frames) > 1 else frames[0] if frames else _frame([], (), ())
     if to == "pandas":
@@ -109,11 +119,12 @@ def _frame(records: Sequence[Record], columns: Sequence[str], names: Sequence[st
     for record in records:
         label, row = split_row(record.payload or {}, record.id)
         labels.append(label)
-        row.update({n: _vector(record.vectors.get(n)) for n in names})
+        row.update({VECTOR_PREFIX + n: _vector(record.vectors.get(n)) for n in names})
         rows.append(row)
-    frame = pd.DataFrame.from_records(rows, columns=None if rows else [*columns, *names])
+    vector_columns = [VECTOR_PREFIX + n for n in names]
+    frame = pd.DataFrame.from_records(rows, columns=None if rows else [*columns, *vector_columns])
     if columns:
-        frame = frame.reindex(columns=[*columns, *names])
+        frame = frame.reindex(columns=[*columns, *vector_columns])
     frame.index = pd.Index(labels, dtype=object if not labels else None, tupleize_cols=False)
     return frame
 
@@ -133,12 +144,41 @@ def _arrow_ready(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _target(to: str | Path) -> Path:
+    """The Parquet file an export writes, refused before anything is read when it cannot be."""
+    path = Path(to)
+    if path.suffix.lower() != ".parquet":
+        raise ArgumentError(
+            f"to={str(to)!r}: qinb.read returns 'pandas', 'arrow' or 'polars', or writes a "
+            "Parquet file whose name ends in .parquet; for CSV, qinb.read(...).to_csv(path)")
+    if path.is_dir():
+        raise ArgumentError(f"to={str(to)!r} is a directory: name the file to write in it, "
+                            f"such as {str(path / 'points.parquet')!r}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ArgumentError(f"to={str(to)!r}: {str(parent)!r} is a file, not a directory")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise StoreError(f"cannot write {str(path)!r}: no permission to write in "
+                                 f"{str(parent)!r}; choose another place")
+            break
+    return path
+
+
 def _to_parquet(pages: Iterator[pd.DataFrame], path: Path) -> Path:
     """Write the pages to one Parquet file, each as a row group, in one schema: the first
-    page's, with a column that first comes later, or whose type widens, refused by name."""
+    page's, with a column that first comes later, or whose type widens, refused by name. The
+    pages go to a temporary file beside ``path``, renamed onto it once whole."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        os.close(fd)
+    except OSError as exc:
+        raise StoreError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from exc
+    partial = Path(name)
     writer = None
     schema = None
     try:
@@ -146,16 +186,25 @@ def _to_parquet(pages: Iterator[pd.DataFrame], path: Path) -> Path:
             table = pa.Table.from_pandas(_arrow_ready(frame), preserve_index=True)
             if writer is None:
                 schema = table.schema
-                path.parent.mkdir(parents=True, exist_ok=True)
-                writer = pq.ParquetWriter(str(path), schema)
+                writer = pq.ParquetWriter(str(partial), schema)
             else:
                 table = _conform(table, schema)
             writer.write_table(table)
         if writer is None:  # no points: a file with no rows
-            pq.write_table(pa.Table.from_pandas(_frame([], (), ())), str(path))
+            pq.write_table(pa.Table.from_pandas(_frame([], (), ())), str(partial))
+        else:
+            writer.close()
+            writer = None
+        os.replace(partial, path)
+    except OSError as exc:
+        raise StoreError(f"writing {str(path)!r} failed ({exc.strerror or exc}); the file that "
+                         "was there before, if any, is unchanged") from exc
     finally:
         if writer is not None:
-            writer.close()
+            with contextlib.suppress(Exception):
+                writer.close()
+        with contextlib.suppress(OSError):
+            partial.unlink()
     return path
 
 

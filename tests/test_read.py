@@ -12,7 +12,8 @@ import pytest
 
 import qinb
 from qinb import _read
-from qinb.errors import ArgumentError, CollectionError
+from qinb.errors import ArgumentError, CollectionError, StoreError
+from qinb.objects import point_id
 from qinb.store import Probe
 
 VECTORS = {"text": qinb.Text("text"), "bm25": qinb.Bm25("text", avg_len=8)}
@@ -30,22 +31,23 @@ def test_a_collection_reads_back_as_its_rows(client, corpus):
     some = qinb.read("docs", client=client, columns=["text"], vectors=True, progress=False,
                      filter={"n": {"lt": 3}})
     assert sorted(some.index) == sorted(corpus.index[corpus["n"] < 3])
-    # the payload column "text" and the vector "text" share a name: the vector comes second
-    assert some.columns.tolist() == ["text", "text", "bm25"]
-    bm25 = some["bm25"].iloc[0]
+    # the vector "text" made from the column "text" comes back beside it, not over it
+    assert some.columns.tolist() == ["text", "vector_text", "vector_bm25"]
+    assert some["text"].tolist() == corpus.loc[some.index, "text"].tolist()
+    bm25 = some["vector_bm25"].iloc[0]
     assert len(bm25["indices"]) == len(bm25["values"]) > 3
 
 
 def test_vectors_come_back_as_stored(client, corpus):
     corpus.qdrant.upsert("vec", vectors=VECTORS, client=client, progress=False)
     back = qinb.read("vec", client=client, vectors=["text"], columns=["n"], progress=False)
-    assert back.columns.tolist() == ["n", "text"]
-    vector = back.loc["doc03", "text"]
+    assert back.columns.tolist() == ["n", "vector_text"]
+    vector = back.loc["doc03", "vector_text"]
     assert vector.shape == (384,) and vector.dtype == np.float32
     assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-3)
     # the vector read back is the one stored: its nearest point is its own row
-    hits = client.query("vec", [Probe("text", vector)], limit=1)
-    assert hits[0].payload["_qinb_row"] == "doc03" and hits[0].score == pytest.approx(1.0, abs=1e-4)
+    [hits] = client.query("vec", [Probe("text", vector)], limit=1)
+    assert hits[0].id == point_id("doc03") and hits[0].score == pytest.approx(1.0, abs=1e-4)
     with pytest.raises(ArgumentError, match="no vector 'image'"):
         qinb.read("vec", client=client, vectors=["image"])
     with pytest.raises(CollectionError, match="does not exist"):
@@ -58,6 +60,12 @@ def test_read_back_and_upserted_again_embeds_nothing_new(client, corpus):
     again = qinb.read("first", client=client, progress=False).qdrant.upsert(
         "second", vectors={"text": qinb.Text("text")}, client=client, progress=False)
     assert (again.upserted, again.embedded, again.cached) == (len(corpus), 0, len(corpus))
+    # with its vectors too: the source text is still there to upsert from
+    with_vectors = qinb.read("first", client=client, vectors=True, progress=False)
+    third = with_vectors.qdrant.upsert("third", vectors={"text": qinb.Text("text")},
+                                       client=client, progress=False,
+                                       payload=[c for c in corpus.columns])
+    assert (third.upserted, third.embedded) == (len(corpus), 0)
     assert sorted(qinb.read("second", client=client, progress=False).index) == sorted(corpus.index)
 
 
@@ -87,3 +95,32 @@ def test_polars_and_arrow_results(client, corpus):
     frame = qinb.read("kinds", client=client, to="polars", progress=False, columns=["text"])
     assert isinstance(frame, pl.DataFrame) and frame.height == len(corpus)
     assert set(frame["text"]) == set(corpus["text"])
+
+
+def test_a_failed_export_leaves_the_earlier_file_whole(client, corpus, tmp_path, monkeypatch):
+    corpus.qdrant.upsert("exp", vectors=VECTORS, client=client, progress=False)
+    path = qinb.read("exp", client=client, to=tmp_path / "out" / "exp.parquet", progress=False)
+    before = path.read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    with pytest.raises(StoreError, match=r"exp.parquet.*No space left on device.*unchanged"):
+        qinb.read("exp", client=client, to=path, progress=False)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and len(pq.read_table(path)) == len(corpus)
+    assert [p.name for p in path.parent.iterdir()] == ["exp.parquet"]  # no partial file left
+
+
+def test_export_targets_that_cannot_be_written_say_why(client, corpus, tmp_path):
+    corpus.qdrant.upsert("exp", vectors=VECTORS, client=client, progress=False)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir.parquet").mkdir()
+    cases = {"x.csv": "ends in .parquet", "panda": "'pandas', 'arrow' or 'polars'",
+             str(tmp_path / "adir.parquet"): "is a directory",
+             str(tmp_path / "afile" / "out.parquet"): "is a file, not a directory"}
+    for to, message in cases.items():
+        with pytest.raises(ArgumentError, match=message):
+            qinb.read("exp", client=client, to=to, progress=False)
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "panda").exists()
