@@ -59,8 +59,7 @@ def _query_texts(queries: pd.Series | pd.DataFrame) -> pd.Series:
     return queries
 
 
-def _judgements(qrels: pd.DataFrame, queries: pd.Series, df: pd.DataFrame | None,
-                id_column: str | None) -> dict[str, dict[str, int]]:
+def _judgements(qrels: pd.DataFrame, queries: pd.Series) -> dict[str, dict[str, int]]:
     """qrels as pytrec_eval takes them: query id -> point id -> graded relevance."""
     missing = {"query", "row"} - set(qrels.columns)
     if missing:
@@ -68,7 +67,7 @@ def _judgements(qrels: pd.DataFrame, queries: pd.Series, df: pd.DataFrame | None
                             f"'relevance'); it lacks {sorted(missing)}")
     judged: dict[str, dict[str, int]] = {}
     for query in queries.index:
-        points = judgements(qrels, query, df, id_column)
+        points = judgements(qrels, query)
         if points:
             judged[str(query)] = {str(point): grade for point, (_, grade) in points.items()}
     if not judged:
@@ -76,17 +75,16 @@ def _judgements(qrels: pd.DataFrame, queries: pd.Series, df: pd.DataFrame | None
     return judged
 
 
-def _check_stored(store: Store, collection: str, qrels: pd.DataFrame, df: pd.DataFrame | None,
-                  id_column: str | None) -> None:
+def _check_stored(store: Store, collection: str, qrels: pd.DataFrame) -> None:
     """Judged rows that are not in the collection count as never found, so a 'row' column of
     other labels (page names where row labels are expected) would score zeros without a word:
     say it, with what the collection's row labels look like."""
-    ids = list(dict.fromkeys(_point_of(row, df, id_column) for row in qrels["row"]))
+    ids = list(dict.fromkeys(_point_of(row) for row in qrels["row"]))
     found = {r.id for start in range(0, len(ids), 1000)
              for r in store.retrieve(collection, ids[start:start + 1000], payload=False)}
     if found and len(found) == len(ids):
         return
-    missing = [row for row, pid in zip(qrels["row"], (_point_of(r, df, id_column) for r in
+    missing = [row for row, pid in zip(qrels["row"], (_point_of(r) for r in
                                                        qrels["row"]), strict=True) if pid not in found]
     if not found:
         sample, _ = store.scroll(collection, limit=3, payload=[ROW_KEY])
@@ -99,10 +97,8 @@ def _check_stored(store: Store, collection: str, qrels: pd.DataFrame, df: pd.Dat
          f"{collection!r} (the first: {missing[0]!r}); they count as relevant rows never found")
 
 
-def _point_of(row: Hashable, df: pd.DataFrame | None, id_column: str | None) -> int | str:
-    """The point id of a source row label (resolved through ``df`` as search does)."""
-    if df is not None and id_column and row in df.index:
-        return point_id(df.loc[[row]].iloc[0][id_column])
+def _point_of(row: Hashable) -> int | str:
+    """The point id of a row label (an id column's value, or an index label)."""
     return point_id(row)
 
 
@@ -162,13 +158,13 @@ def evaluate(collection: str, queries: pd.Series | pd.DataFrame, qrels: pd.DataF
     if k < 1 or deep < k:
         raise ArgumentError(f"k must be at least 1 and deep at least k; got k={k}, deep={deep}")
     store = as_store(client)
-    specs, id_column = saved_specs(store, collection)
+    specs, _ = saved_specs(store, collection)
     texts = _query_texts(queries)
     configs = _configurations(list(specs), using, fusion)
     names = list(dict.fromkeys(n for group, _ in configs for n in group))
     vector_names(specs, names, collection)  # a QueryError naming an unknown vector
-    judged = _judgements(qrels, texts, df, id_column)
-    _check_stored(store, collection, qrels, df, id_column)
+    judged = _judgements(qrels, texts)
+    _check_stored(store, collection, qrels)
     flt = to_filter(filter)
     runs: dict[tuple[tuple[str, ...], str], dict[str, dict[str, float]]] = {c: {} for c in configs}
     asked = [q for q in texts.index if str(q) in judged]
@@ -214,12 +210,11 @@ def query_scores(result: pd.DataFrame) -> pd.DataFrame:
 Judged = dict[int | str, tuple[Hashable, int]]
 
 
-def judgements(qrels: pd.DataFrame, query: Hashable, df: pd.DataFrame | None = None,
-               id_column: str | None = None) -> Judged:
+def judgements(qrels: pd.DataFrame, query: Hashable) -> Judged:
     """The rows judged for one query of ``qrels``, by point id: (row label, relevance)."""
     rows = qrels[qrels["query"] == query]
     grades = rows["relevance"] if "relevance" in rows.columns else pd.Series(1, rows.index)
-    return {_point_of(row, df, id_column): (row, int(grade))
+    return {_point_of(row): (row, int(grade))
             for row, grade in zip(rows["row"], grades, strict=True)}
 
 

@@ -17,7 +17,7 @@ from qdrant_client import QdrantClient, models
 
 from qinb.errors import ArgumentError, StoreError
 from qinb.query import to_filter
-from qinb.store import ROW_KEY, Record, Store, as_store, require, split_row
+from qinb.store import ROW_KEY, Record, Store, as_store, require, saved_specs, split_row
 
 __all__ = ["read"]
 
@@ -67,8 +67,11 @@ def read(collection: str, *, columns: Sequence[str] | None = None,
     store = as_store(client)
     require(store, collection)
     shape = store.shape(collection)
+    _, id_column = saved_specs(store, collection)
     names = _vector_names(vectors, [*shape.dense, *sorted(shape.sparse)], collection)
-    pages = _pages(store, collection, columns, names, to_filter(filter), progress)
+    if id_column is not None and columns is not None:
+        columns = [c for c in columns if c != id_column]  # it is the index
+    pages = _pages(store, collection, columns, names, to_filter(filter), id_column, progress)
     if isinstance(to, Path) or (isinstance(to, str) and to not in ("pandas", "arrow", "polars")):
         return _to_parquet(pages, _target(to))
     frames = list(pages)
@@ -99,7 +102,8 @@ def _vector_names(vectors: bool | Sequence[str], have: list[str], collection: st
 
 
 def _pages(store: Store, collection: str, columns: Sequence[str] | None, names: list[str],
-           flt: models.Filter | None, progress: bool) -> Iterator[pd.DataFrame]:
+           flt: models.Filter | None, id_column: str | None,
+           progress: bool) -> Iterator[pd.DataFrame]:
     from qinb.progress import progress_bar
 
     payload: bool | list[str] = True if columns is None else [*columns, ROW_KEY]
@@ -109,15 +113,18 @@ def _pages(store: Store, collection: str, columns: Sequence[str] | None, names: 
         for records, _ in store.pages(collection, page=PAGE, payload=payload,
                                       vectors=names or False, filter=flt):
             bar.update(len(records))
-            yield _frame(records, columns or (), names)
+            yield _frame(records, columns or (), names, id_column)
 
 
-def _frame(records: Sequence[Record], columns: Sequence[str], names: Sequence[str]) -> pd.DataFrame:
+def _frame(records: Sequence[Record], columns: Sequence[str], names: Sequence[str],
+           id_column: str | None = None) -> pd.DataFrame:
     """A page of points as rows: payload columns (in ``columns``' order when given), then the
-    vectors asked for, indexed by the source rows' labels (the point id where there is none)."""
+    vectors asked for, indexed by the source rows' labels (the point id where there is none):
+    the values of the id column, which names the index and is not repeated as a column."""
     rows, labels = [], []
     for record in records:
         label, row = split_row(record.payload or {}, record.id)
+        row.pop(id_column or "", None)
         labels.append(label)
         row.update({VECTOR_PREFIX + n: _vector(record.vectors.get(n)) for n in names})
         rows.append(row)
@@ -125,7 +132,8 @@ def _frame(records: Sequence[Record], columns: Sequence[str], names: Sequence[st
     frame = pd.DataFrame.from_records(rows, columns=None if rows else [*columns, *vector_columns])
     if columns:
         frame = frame.reindex(columns=[*columns, *vector_columns])
-    frame.index = pd.Index(labels, dtype=object if not labels else None, tupleize_cols=False)
+    frame.index = pd.Index(labels, dtype=object if not labels else None, tupleize_cols=False,
+                           name=id_column)
     return frame
 
 

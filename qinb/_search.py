@@ -88,7 +88,7 @@ def search(collection: str, query: Any = None, *,
     >>> qinb.search("docs", "planets of the solar system", using=["text", "bm25"], limit=5)
     """
     store = as_store(client)
-    specs, id_column = saved_specs(store, collection, secrets)
+    specs, _ = saved_specs(store, collection, secrets)
     if using is None and query is not None and is_image_query(query):
         using = [n for n, s in specs.items() if isinstance(s, Image)] or list(specs)
     names = vector_names(specs, using, collection)
@@ -100,7 +100,7 @@ def search(collection: str, query: Any = None, *,
         raise QueryError(f"limit must be at least 1, not {limit}")
     flt = to_filter(filter)
     if like is not None:
-        target = like_id(like, df, id_column)
+        target = like_id(like)
         found = store.retrieve(collection, [target], payload=False, vectors=names)
         if not found:
             if target == like:

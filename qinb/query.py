@@ -10,7 +10,6 @@ from pathlib import PurePath
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from qdrant_client import QdrantClient, models
 
 from qinb import models as registry
@@ -162,16 +161,14 @@ def query_vector(collection: str, query: Any, *, using: str,
     return resolve_queries(specs, names, query, cloud=False)[using]
 
 
-def like_id(like: Hashable, df: pd.DataFrame | None, id_column: str | None) -> int | str:
-    """The point id of a source row label (when ``df`` has it) or of a point id."""
-    if df is not None and like in df.index:
-        # with repeated labels the first row is the one stored (upsert refuses the repeats)
-        target = df.loc[[like]].iloc[0][id_column] if id_column else like
-        found = point_id(target)
-    elif isinstance(like, (int, str)):
+def like_id(like: Hashable) -> int | str:
+    """The point id of a row label: an id column's value, or an index label where the
+    collection has no id column (both are what hits and ``qinb.read`` are indexed by)."""
+    try:
         found = point_id(like)
-    else:
-        raise QueryError(f"like={like!r} is neither a row label of the DataFrame nor a point id")
+    except TypeError:
+        raise QueryError(f"like={like!r} is no row label: labels are ids, texts, numbers or "
+                         "tuples of those") from None
     if isinstance(found, int) and found >= MAX_POINT_ID:
         raise QueryError(f"like={like!r} is no point id: ids are below 2**64, or UUIDs")
     return found

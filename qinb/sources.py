@@ -123,6 +123,8 @@ def _numbered(batches: Iterable[Any], empty: Any) -> Iterator[pd.DataFrame]:
         while rows >= PIECE_ROWS or (batch is None and rows):
             table = pa.Table.from_batches(held, schema=held[0].schema)
             piece = table.slice(0, PIECE_ROWS).to_pandas()
+            if piece.index.name is not None:  # a named index pandas wrote (qinb.read's ids)
+                piece = piece.reset_index()
             rest = table.slice(PIECE_ROWS)
             held, rows = rest.to_batches(), rest.num_rows
             piece.index = pd.RangeIndex(offset, offset + len(piece))

@@ -126,11 +126,12 @@ def test_bad_rows_and_duplicate_ids_across_partitions_are_reported_by_row(cluste
     report = qinb.upsert(ddf, "c", vectors=VECTORS, client=store, id_column="doc_id",
                          errors="skip", progress=False)
     assert report.upserted == 38 and report.failed_rows == 2
-    assert sorted(report.failed["row"]) == [7, 30]
-    assert "duplicate id 1003" in report.failed.set_index("row").loc[30, "reason"]
+    # labelled by their ids, as every row is with id_column
+    assert sorted(report.failed["row"]) == [1003, 1007]
+    assert "duplicate id 1003" in report.failed.set_index("row").loc[1003, "reason"]
     assert store.count("c") == 38
 
-    with pytest.raises(InvalidRowsError, match="row 7"):
+    with pytest.raises(InvalidRowsError, match="row 1007"):
         qinb.upsert(ddf, "raise", vectors=VECTORS, client=store, id_column="doc_id",
                     progress=False)
 

@@ -125,7 +125,7 @@ def test_an_id_repeated_in_a_later_piece_is_named(client):
                     id_column="key")
     report = qinb.upsert(pl.from_pandas(df), "dup", vectors=VECTORS, client=client,
                          progress=False, id_column="key", errors="skip")
-    assert (report.upserted, report.unchanged, report.failed["row"].tolist()) == (7, 32, [33])
+    assert (report.upserted, report.unchanged, report.failed["row"].tolist()) == (7, 32, ["k3"])
     assert client.count("dup") == 39
 
 
@@ -278,3 +278,25 @@ def test_hybrid_hits_are_the_same_however_the_rows_were_written(client, tmp_path
             ranked = [qinb.search(name, query, fusion=fusion, limit=10, client=client).index.tolist()
                       for name in ("forward", "backward", "file")]
             assert ranked[0] == ranked[1] == ranked[2] and len(ranked[0]) == 10, (fusion, query)
+
+
+@pytest.mark.parametrize("kind", ["pandas", "parquet", "csv", "polars-frames", "arrow-reader"])
+def test_id_column_labels_every_hit_and_read_back_row(kind, client, tmp_path):
+    """With id_column the rows are known by their ids whatever the source: hits, qinb.read
+    (the index, named for the column) and the Parquet file it writes (issue 25, item 1)."""
+    df = frame().assign(key=[f"w{i:03d}" for i in range(40)])
+    qinb.upsert(as_source(kind, df, tmp_path), "keyed", vectors=VECTORS, client=client,
+                id_column="key", progress=False)
+    hits = qinb.search("keyed", "violin near the garden", limit=5, client=client)
+    assert all(label.startswith("w") for label in hits.index)
+    assert hits.index.tolist() == hits["key"].tolist()
+    back = qinb.read("keyed", client=client, progress=False)
+    assert back.index.name == "key" and sorted(back.index) == df["key"].tolist()
+    assert "key" not in back.columns and back.loc["w007", "n"] == 7
+    path = qinb.read("keyed", client=client, to=tmp_path / "keyed.parquet", progress=False)
+    assert "key" in pq.read_schema(path).names
+    # the table read back is a source again, keyed the same way: nothing to do
+    for again in (back, path):
+        report = qinb.upsert(again, "keyed", vectors=VECTORS, client=client, id_column="key",
+                             progress=False)
+        assert (report.unchanged, report.upserted, report.embedded) == (40, 0, 0)

@@ -100,11 +100,14 @@ def test_id_column_gives_the_point_ids(client, corpus):
     again = df.iloc[::-1].reset_index(drop=True)  # same rows, other index: same points
     report = again.qdrant.upsert("ids", vectors=VECTORS, client=client, id_column="sku",
                                  progress=False)
-    assert report.unchanged == 0 and report.upserted == 12  # row labels moved, content did not
+    # the rows are labelled by their ids, not by where they sit in the frame: nothing changed
+    assert report.unchanged == 12 and report.upserted == 0
     assert client.count("ids") == 12
-    hits = again.qdrant.search("ids", like=11, using="text", client=client, limit=1)
-    # row 11 of `again` is SKU-0 (Jupiter) itself: excluded, and its nearest is another planet
-    assert hits["sku"].tolist() != ["SKU-0"] and hits["topic"].tolist() == ["planets"]
+    hits = again.qdrant.search("ids", like="SKU-0", using="text", client=client, limit=3)
+    # SKU-0 (Jupiter) itself is excluded, its nearest is another planet, and hits are
+    # labelled by the ids
+    assert "SKU-0" not in hits.index and hits["topic"].iloc[0] == "planets"
+    assert hits.index.tolist() == hits["sku"].tolist()
 
 
 def test_skip_stores_good_rows_and_reports_bad_ones(client):

@@ -85,10 +85,11 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
     df : DataFrame, table or path
         A pandas or polars DataFrame, a polars LazyFrame, a pyarrow Table, RecordBatchReader or
         Dataset, a path, directory or glob of Parquet, CSV or JSON Lines files (only the columns
-        needed are read), or an iterable of any of these frames. Rows of a source other than a
-        pandas frame are labelled by their position in it (their point ids, without
-        ``id_column``), as a pandas frame with a RangeIndex is; a LazyFrame whose row order
-        changes from run to run needs ``id_column``. A streamed source is checked a
+        needed are read), or an iterable of any of these frames. With ``id_column`` each row is
+        labelled by its id in hits, reports and ``qinb.read``; without it, rows of a source
+        other than a pandas frame are labelled by their position in it (their point ids), as a
+        pandas frame with a RangeIndex is, and a LazyFrame whose row order changes from run to
+        run is refused. A streamed source is checked a
         piece at a time: with ``errors="raise"`` a bad row stops the upsert after the pieces
         before it were written, and the error says how many points that is.
     collection : str
@@ -103,7 +104,8 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
     client : store or QdrantClient, optional
         Default: the embedded store of :func:`qinb.connect`.
     id_column : str, optional
-        Column of point ids; default the index (the position, for a streamed source).
+        Column of point ids, and the rows' labels (a frame indexed by it, as ``qinb.read``
+        returns one, works too); default the index (the position, for a streamed source).
     payload : list of str, optional
         Columns to store; default all. The source text of each vector is always stored.
     batch_size : int

@@ -110,7 +110,7 @@ def _plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str, payload
 
 def _summary(plan: Plan) -> Summary:
     return Summary(len(plan.df), [plan.ids[p] for p in plan.valid],
-                   [plan.df.index[p] for p in plan.valid], plan.failed)
+                   [plan.labels[p] for p in plan.valid], plan.failed)
 
 
 def _server(options: Mapping[str, Any]) -> Store:

@@ -62,6 +62,7 @@ class Plan:
     images: dict[str, dict[int, ImageCell]]
     wire: bool
     thumbnails: bool
+    labels: list[Hashable]  # each row's label: its id_column value, else its index label
 
     def chunks(self, specs: Mapping[str, Spec], size: int) -> Iterator[list[Row]]:
         """The valid rows with their inference objects (made by ``specs``, the plan's own once
@@ -92,7 +93,7 @@ class Plan:
         records = self.df.iloc[positions][keep].to_dict("records")  # rows first: no copy of the frame
         rows = []
         for pos, raw in zip(positions, records, strict=True):
-            label = self.df.index[pos]
+            label = self.labels[pos]
             row_items = {n: d[pos] for n, d in items.items()}
             # image cells are stored as their reference, not their pixels (the engine does
             # not keep inference input), so they skip the JSON conversion
@@ -118,6 +119,8 @@ def make_plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | No
     if errors not in ("raise", "skip"):
         raise ArgumentError(f"errors must be 'raise' or 'skip', not {errors!r}")
     vectors = check_vectors(vectors)
+    if id_column is not None and id_column not in df.columns and df.index.name == id_column:
+        df = df.reset_index()  # the ids as the index, as qinb.read gives them back
     columns = list(df.columns) if payload is None else [payload] if isinstance(payload, str) \
         else list(payload)
     check_columns(df, columns, "payload=")
@@ -149,12 +152,13 @@ def make_plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | No
     # two vectors of one column report the same cell once
     problems = sorted(set(problems), key=lambda p: p[0])
     bad_positions = sorted({pos for pos, _, _ in problems})
-    failed = failed_frame([(df.index[pos], column, why) for pos, column, why in problems])
+    labels = keys if id_column is not None else df.index.tolist()
+    failed = failed_frame([(labels[pos], column, why) for pos, column, why in problems])
     if len(failed) and errors == "raise":
         raise refusal(failed)
     skip = set(bad_positions)
     valid = [pos for pos in range(len(df)) if pos not in skip]
-    return Plan(df, vectors, columns, ids, valid, failed, images, wire, thumbnails)
+    return Plan(df, vectors, columns, ids, valid, failed, images, wire, thumbnails, labels)
 
 
 def failed_frame(problems: Sequence[tuple[Any, str, str]]) -> pd.DataFrame:

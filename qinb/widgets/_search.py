@@ -67,7 +67,7 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         self.client = as_store(client)
         self.df = df
         self._secrets = secrets  # never shown: not a trait, so not in the widget state
-        self.specs, self._id_column = saved_specs(self.client, collection, secrets)
+        self.specs, _ = saved_specs(self.client, collection, secrets)
         self._qrels = qrels
         self._judged: tuple[str, Judged] | None = None  # the labelled query's text, its judgements
         self.results = pd.DataFrame(columns=["score", "rank", "id"])
@@ -281,7 +281,7 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
             self._judged = None
             return
         text = str(self._queries[qid])
-        self._judged = (text, judgements(self._qrels, qid, self.df, self._id_column))
+        self._judged = (text, judgements(self._qrels, qid))
         if self.query.value == text:
             self.search(text)
         else:
