@@ -11,6 +11,7 @@ import typing
 
 from qinb import _accessor, cache, datasets, models
 from qinb._evaluate import evaluate, query_scores
+from qinb._manage import CollectionInfo, collections, delete, drop, info
 from qinb._read import read
 from qinb._search import search
 from qinb.errors import (
@@ -56,6 +57,7 @@ __all__ = [
     "Bm25",
     "ClientStore",
     "CollectionError",
+    "CollectionInfo",
     "ColumnError",
     "ColumnTypeError",
     "EdgeStore",
@@ -75,11 +77,15 @@ __all__ = [
     "UpsertReport",
     "__version__",
     "cache",
+    "collections",
     "connect",
     "copy",
     "datasets",
     "default_path",
+    "delete",
+    "drop",
     "evaluate",
+    "info",
     "models",
     "plot_evaluation",
     "plot_hits",

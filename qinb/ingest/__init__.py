@@ -27,7 +27,7 @@ from qinb.ingest.writer import Writer
 from qinb.objects import Passages, check_vectors
 from qinb.sources import Source, open_source
 from qinb.spec import Bm25, Spec, Text
-from qinb.store import Store, as_store, ensure_collection
+from qinb.store import PointId, Store, as_store, ensure_collection
 
 __all__ = ["UpsertReport", "to_points", "upsert"]
 
@@ -69,7 +69,7 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
            client: Store | QdrantClient | None = None, id_column: str | None = None,
            payload: Sequence[str] | None = None, batch_size: int = 256,
            errors: Literal["raise", "skip"] = "raise", progress: bool = True,
-           thumbnails: bool = False) -> UpsertReport:
+           thumbnails: bool = False, delete_missing: bool = False) -> UpsertReport:
     """Embed the text and image columns of a table and upsert them as named vectors.
 
     A pandas DataFrame is checked whole first (nothing is written if a row is bad and
@@ -119,6 +119,12 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
         Also store a small JPEG (data URI) of each image in ``<column>_thumbnail``, so the
         collection shows pictures to someone without the original files. URLs sent to a
         ``cloud_inference`` server are not fetched here and get none.
+    delete_missing : bool
+        After the upsert, delete every point whose id is not in the source, so that the
+        collection mirrors the table (rows dropped in cleaning leave it too);
+        ``report.deleted`` counts them. Only the stored ids are read for this: nothing is
+        re-read or re-embedded. An upsert that fails or is interrupted deletes nothing; a
+        row that failed its checks with ``errors="skip"`` keeps its stored point.
 
     Returns
     -------
@@ -130,6 +136,9 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
     >>> report.upserted, report.embedded
     (120, 236)
     >>> qinb.upsert("exports/*.parquet", "docs", vectors={"text": qinb.Text("body")}, id_column="doc_id")
+    >>> cleaned = df.drop_duplicates("body")
+    >>> cleaned.qdrant.upsert("docs", vectors=..., delete_missing=True).deleted   # now a mirror
+    4
     """
     if errors not in ("raise", "skip"):
         raise ArgumentError(f"errors must be 'raise' or 'skip', not {errors!r}")
@@ -138,6 +147,10 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
     if _dask.is_dask(df):
         _dask.check_ids(id_column)
         cluster = _dask.cluster()
+        if cluster is not None and delete_missing:
+            raise ArgumentError(
+                "delete_missing=True is not available for an upsert on a Dask cluster yet; run "
+                "the upsert, then qinb.delete(collection, rows=...) with the ids that left")
         if cluster is not None:
             with store.writer_lock(collection):
                 return _dask.upsert_on_cluster(cluster, df, store, collection, checked,
@@ -147,12 +160,27 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
                          by_position=id_column is None)
     # a pandas frame is refused whole before anything is made; a streamed source's pieces are
     # checked as they come, and a bad row is refused after the pieces before it are written
-    seen = None if source.whole else SeenIds()
+    seen = None if source.whole and not delete_missing else SeenIds()
     plans = (make_plan(piece, checked, id_column, payload, errors if source.whole else "skip",
                        wire=store.cloud, thumbnails=thumbnails, seen=seen)
              for piece in source.pieces)
     with store.writer_lock(collection):
-        return _upsert(store, source, plans, collection, id_column, batch_size, errors, progress)
+        report = _upsert(store, source, plans, collection, id_column, batch_size, errors, progress)
+        if delete_missing and seen is not None and not report.created:
+            report.deleted = _delete_missing(store, collection, seen, progress)
+        return report
+
+
+def _delete_missing(store: Store, collection: str, seen: SeenIds, progress: bool) -> int:
+    """Delete the points whose ids the source did not have; how many. Only ids are read."""
+    from qinb._manage import delete_ids
+
+    gone: list[PointId] = []
+    for records, _ in store.pages(collection, page=4096, payload=False):
+        ids = [r.id for r in records]
+        gone.extend(ids[i] for i in seen.missing(ids))
+    delete_ids(store, collection, gone)
+    return len(gone)
 
 
 def _columns(vectors: Mapping[str, Spec], id_column: str | None,

@@ -51,6 +51,9 @@ class UpsertReport:
         several problems.
     failed_rows : int
         Rows not stored because of a problem; ``upserted + unchanged + failed_rows == rows``.
+    deleted : int
+        With ``delete_missing=True``: points deleted because their ids are not in the source,
+        so that the collection holds ``rows`` points (fewer by failed rows never stored).
     avg_len : dict of str to float
         The length each ``Bm25(avg_len="auto")`` vector uses: measured on the rows when it is
         created, the saved one after.
@@ -71,6 +74,7 @@ class UpsertReport:
     vectors: pd.DataFrame = field(default_factory=pd.DataFrame)
     created: bool = False
     failed_rows: int = 0
+    deleted: int = 0
     passages: int = 0
     truncated: int = 0
     shared: int = 0
@@ -82,7 +86,8 @@ class UpsertReport:
             f"{'created' if self.created else 'updated'} collection {self.collection!r}: "
             f"{self.rows} rows, {self.upserted} upserted"
             f"{f' ({self.payload_only} payload only)' if self.payload_only else ''}, "
-            f"{self.unchanged} unchanged, {self.failed_rows} failed",
+            f"{self.unchanged} unchanged, {self.failed_rows} failed"
+            + (f"; {self.deleted} deleted (not in the source)" if self.deleted else ""),
             f"inference objects: {self.objects} needed, {self.embedded} embedded, "
             f"{self.cached} from the cache"
             + (f", {self.shared} shared by identical cells" if self.shared else ""),

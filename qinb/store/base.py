@@ -161,6 +161,10 @@ class Store(abc.ABC):
         vectors. A point with no vectors gets its payload replaced only."""
 
     @abc.abstractmethod
+    def delete_points(self, collection: str, ids: Sequence[PointId]) -> None:
+        """Delete the points with these ids (ids that are not there are no error)."""
+
+    @abc.abstractmethod
     def retrieve(self, collection: str, ids: Sequence[PointId], *,
                  payload: bool | Sequence[str] = True,
                  vectors: bool | Sequence[str] = False) -> list[Record]:

@@ -299,6 +299,11 @@ class ClientStore(Store):
                                vector={n: _wire(v) for n, v in p.vectors.items()})
             for p in points])
 
+    @_guarded("deleting points of collection {0!r}", write=True)
+    def delete_points(self, collection: str, ids: Sequence[PointId]) -> None:
+        self.client.delete(collection, points_selector=models.PointIdsList(points=list(ids)),
+                           wait=True)
+
     @_guarded("updating points of collection {0!r}", write=True)
     def update(self, collection: str, points: Sequence[Point]) -> None:
         with_vectors = [p for p in points if p.vectors]

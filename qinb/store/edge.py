@@ -317,6 +317,12 @@ class EdgeStore(Store):
         with self._shard(collection) as shard:
             shard.update(E.UpdateOperation.upsert_points(made))
 
+    def delete_points(self, collection: str, ids: Sequence[PointId]) -> None:
+        import qdrant_edge as E
+
+        with self._shard(collection) as shard:
+            shard.update(E.UpdateOperation.delete_points(list(ids)))
+
     def update(self, collection: str, points: Sequence[Point]) -> None:
         import qdrant_edge as E
 
