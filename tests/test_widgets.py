@@ -40,6 +40,7 @@ def test_enter_in_the_query_box_searches_and_shows_ordered_cards(text_widget):
     for rank, (card, (label, row)) in enumerate(zip(cards, w.results.iterrows(), strict=True), start=1):
         assert f"<b>#{rank}</b> {row['score']:.3f} · {label}" in card
     assert w.status.value.startswith("4 hits · text query · by text, bm25 · ")
+    assert f"<b>{w.collection}</b> · 12 points" in w.title.value and w.children[1] is w.title
 
 
 def test_search_button_and_programmatic_search_agree_with_qinb_search(text_widget, corpus, client):

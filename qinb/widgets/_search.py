@@ -99,6 +99,8 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         self._quiet = False  # set while the widget itself changes the query box
         self._searched_at = 0.0
         self.status = W.HTML()
+        self.title = W.HTML()  # the collection's name and how many points it holds
+        self._show_title()
         self.cards = W.GridBox(layout=W.Layout(
             grid_template_columns="repeat(auto-fill, minmax(190px, 1fr))", grid_gap="8px"))
 
@@ -123,7 +125,7 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         rows.append(W.HBox([self.vectors, W.VBox([self.fusion, self.limit])]))
         if self.filters:
             rows.append(W.HBox(list(self.filters.values()), layout=W.Layout(flex_flow="row wrap")))
-        super().__init__([W.HTML(cards.CARD_CSS), *rows, self.asked, self.chips, self.status,
+        super().__init__([W.HTML(cards.CARD_CSS), self.title, *rows, self.asked, self.chips, self.status,
                           self.detail, self.cards])
 
     def _filter_control(self, facet: cards.Facet) -> W.Widget:
@@ -182,9 +184,15 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         judged = self._judged[1] if self._judged and self._judged[0] == text else None
         status, grades = cards.status_html(hits, what, using, elapsed, judged)
         self.status.value = status
+        self._show_title()  # another cell may have upserted or deleted rows since
         self._show_filters()
         self._show(hits, grades)
         return hits
+
+    def _show_title(self) -> None:
+        count = self.client.count(self.collection)
+        self.title.value = (f'<span class="qinb-title"><b>{html.escape(self.collection)}</b> · '
+                            f'{count:,} {"point" if count == 1 else "points"}</span>')
 
     def _open(self, label: Hashable, row: pd.Series, image: str | None,
               text: str | None) -> None:
