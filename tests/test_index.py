@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 from qdrant_client import models
 
 import qinb
@@ -112,4 +113,30 @@ def test_a_sparse_index_asked_on_disk_is_memory_mapped_once_the_load_is_done(tmp
     query = models.SparseVector(indices=[(42 * 7 + j * 13) % 50_000 for j in range(120)],
                                 values=[1.0] * 120)
     assert store.query("sp", [Probe("bm25", query)], limit=1)[0][0].id == 42
+    store.close()
+
+
+def test_a_build_cut_short_is_finished_by_the_next_upsert_and_its_leftovers_removed(
+        tmp_path, monkeypatch):
+    """Killed while finish() built the graph (issue 25, item 4): the re-run finds every row
+    unchanged, and still builds the graph and removes the temporary segments left behind."""
+    monkeypatch.setattr(edge, "INDEX_AFTER", 1000)
+    monkeypatch.setattr(edge, "INDEX_KB", 64)
+    store = qinb.connect(tmp_path / "store")
+    df = pd.DataFrame({"text": [f"note {i} about the {('moon', 'bread', 'river')[i % 3]}"
+                                for i in range(1500)]})
+    vectors = {"dense": qinb.Text("text")}
+    built = edge.EdgeStore.finish
+    monkeypatch.setattr(edge.EdgeStore, "finish", lambda *a, **k: None)  # the kill, before it
+    df.qdrant.upsert("cut", vectors=vectors, client=store, progress=False)
+    monkeypatch.setattr(edge.EdgeStore, "finish", built)
+    assert index_types(store, "cut") == {"dense": ["plain"]}
+    leftover = store.path / "cut" / "shard" / "temp_segments" / "0b5e-killed"
+    leftover.mkdir(parents=True)
+    (leftover / "vector_storage.dat").write_bytes(b"\0" * 4096)
+    report = df.qdrant.upsert("cut", vectors=vectors, client=store, progress=False)
+    assert (report.upserted, report.unchanged) == (0, 1500)
+    assert "hnsw" in index_types(store, "cut")["dense"] and not leftover.exists()
+    hits = qinb.search("cut", "a note about the river", client=store, limit=5)
+    assert len(hits) == 5 and hits["text"].str.endswith("the river").all()
     store.close()

@@ -260,9 +260,11 @@ def close(store: Store, report: UpsertReport, failed: list[pd.DataFrame],
     report.failed_rows += len(late)
     report.failed = pd.concat([f for f in [*failed, failed_frame(late)] if len(f)]
                               or failed[:1] or [failed_frame([])], ignore_index=True)
-    if report.upserted:
+    if report.upserted or not report.created:
+        # also when nothing changed: a build cut short by a kill is finished by the re-run
+        # (the check costs a read of the segments' configs)
         store.finish(collection, progress)
-    elif report.created:
+    else:
         # nothing asked for an empty collection: none is left behind
         _discard_if_empty(store, collection, True, 0)
         report.created = False

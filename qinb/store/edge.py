@@ -104,6 +104,17 @@ def _search_params(probe: Probe) -> Any:
                           hnsw_ef=HNSW_EF if probe.graph and not probe.exact else None)
 
 
+def _remove_leftovers(directory: Path) -> None:
+    """Remove the temporary segments of an index build that was killed: no build runs while
+    this process holds the shard, and the engine never reads them again."""
+    for leftover in (directory / "shard" / "temp_segments").glob("*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+
 def _unindexed(directory: Path) -> list[str]:
     """Vectors with INDEX_KB or more in a segment that does not keep them as asked yet: dense
     vectors (not multivectors: they are searched exactly) with no graph, and sparse vectors
@@ -427,6 +438,7 @@ class EdgeStore(Store):
         meant to be on disk, still indexed in RAM). (The shard's own ``indexed_vectors_count``
         cannot tell: it counts sparse vectors, indexed as they come.)"""
         with self._shard(collection) as shard:
+            _remove_leftovers(self._dir(collection))
             if shard.info().points_count < INDEX_AFTER or not _unindexed(self._dir(collection)):
                 return
             from qinb.progress import progress_bar
