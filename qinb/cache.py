@@ -7,12 +7,16 @@ stored first go first: keeping the order of use would write to the cache on ever
 made reading 1,050 vectors 4-5x slower). Dense text and image vectors are cached; BM25 is
 computed faster than it can be read back, so it is not.
 
+A cache that cannot be used (a full or read-only disk, a damaged file) steps aside: one
+``QinbWarning`` says so, and objects are embedded as if it were empty; it never fails a row.
+
 >>> qinb.cache.info()          # where, how many vectors, how many bytes
 >>> qinb.cache.clear()
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -25,6 +29,7 @@ __all__ = ["SIZE_LIMIT", "clear", "info", "path"]
 
 SIZE_LIMIT = 2 * 2**30  # bytes on disk before the vectors stored first are evicted
 _open: dict[str, Any] = {}
+_broken: set[str] = set()  # caches that failed in this process: skipped from then on
 _lock = threading.Lock()
 
 
@@ -47,23 +52,51 @@ def _cache() -> Any:
 
 
 def get_many(keys: Iterable[str]) -> dict[str, np.ndarray]:
-    """The cached vectors among ``keys``."""
-    cache = _cache()
+    """The cached vectors among ``keys`` (none where the cache cannot be read)."""
     found: dict[str, np.ndarray] = {}
-    with cache.transact():
-        for key in keys:
-            raw = cache.get(key)
-            if raw is not None:
-                found[key] = np.frombuffer(raw, dtype=np.float32)
+    if str(path()) in _broken:
+        return found
+    try:
+        cache = _cache()
+        with cache.transact():
+            for key in keys:
+                raw = cache.get(key)
+                if raw is not None:
+                    found[key] = np.frombuffer(raw, dtype=np.float32)
+    except Exception as exc:  # an optimisation that fails steps aside, whatever its error
+        _step_aside(exc)
+        return {}
     return found
 
 
 def put_many(vectors: Mapping[str, np.ndarray]) -> None:
-    """Remember vectors by key."""
-    cache = _cache()
-    with cache.transact():
-        for key, vector in vectors.items():
-            cache.set(key, np.asarray(vector, dtype=np.float32).tobytes())
+    """Remember vectors by key (nothing, where the cache cannot be written)."""
+    if str(path()) in _broken:
+        return
+    try:
+        cache = _cache()
+        with cache.transact():
+            for key, vector in vectors.items():
+                cache.set(key, np.asarray(vector, dtype=np.float32).tobytes())
+    except Exception as exc:
+        _step_aside(exc)
+
+
+def _step_aside(exc: Exception) -> None:
+    """Skip this cache for the rest of the process, saying so once."""
+    from qinb.errors import warn
+
+    where = str(path())
+    with _lock:
+        _broken.add(where)
+        cache = _open.pop(where, None)
+    if cache is not None:
+        with contextlib.suppress(Exception):
+            cache.close()
+    warn(f"the embedding cache at {where} cannot be used ({type(exc).__name__}: {exc}), so it "
+         "is skipped in this process: rows are embedded and stored as usual, without reusing "
+         "earlier vectors. Free space or fix the folder (qinb.cache.clear(), or QINB_CACHE= "
+         "another place) and restart the kernel to use it again")
 
 
 def info() -> dict[str, Any]:
@@ -79,7 +112,8 @@ def clear() -> int:
 
 
 def close() -> None:
-    """Close the cache files this process opened."""
+    """Close the cache files this process opened (and try the broken ones again)."""
     with _lock:
+        _broken.clear()
         while _open:
             _open.popitem()[1].close()
