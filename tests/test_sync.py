@@ -127,3 +127,11 @@ def test_rows_deleted_by_label_or_filter_a_collection_dropped_listed_and_describ
         qinb.delete("docs", client=client)
     with pytest.raises(ArgumentError, match=r"for one row pass \['doc01'\]"):
         qinb.delete("docs", "doc01", client=client)
+
+
+def test_an_empty_source_deletes_nothing(client):
+    df = table(10)
+    df.qdrant.upsert("kept", vectors=VECTORS, client=client, id_column="key", progress=False)
+    report = qinb.upsert(df.iloc[:0], "kept", vectors=VECTORS, client=client,
+                         id_column="key", delete_missing=True, progress=False)
+    assert report.deleted == 0 and client.count("kept") == 10

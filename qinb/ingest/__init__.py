@@ -123,8 +123,9 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
         After the upsert, delete every point whose id is not in the source, so that the
         collection mirrors the table (rows dropped in cleaning leave it too);
         ``report.deleted`` counts them. Only the stored ids are read for this: nothing is
-        re-read or re-embedded. An upsert that fails or is interrupted deletes nothing; a
-        row that failed its checks with ``errors="skip"`` keeps its stored point.
+        re-read or re-embedded. An upsert that fails or is interrupted deletes nothing, and
+        so does a source with no rows; a row that failed its checks with ``errors="skip"``
+        keeps its stored point.
 
     Returns
     -------
@@ -166,12 +167,14 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
              for piece in source.pieces)
     with store.writer_lock(collection):
         report = _upsert(store, source, plans, collection, id_column, batch_size, errors, progress)
-        if delete_missing and seen is not None and not report.created:
-            report.deleted = _delete_missing(store, collection, seen, progress)
+        # a source of no rows at all deletes nothing: an empty export is more often a
+        # mistake than a wish to empty the collection (qinb.drop does that)
+        if delete_missing and seen is not None and report.rows and not report.created:
+            report.deleted = _delete_missing(store, collection, seen)
         return report
 
 
-def _delete_missing(store: Store, collection: str, seen: SeenIds, progress: bool) -> int:
+def _delete_missing(store: Store, collection: str, seen: SeenIds) -> int:
     """Delete the points whose ids the source did not have; how many. Only ids are read."""
     from qinb._manage import delete_ids
 
