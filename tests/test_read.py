@@ -117,7 +117,8 @@ def test_export_targets_that_cannot_be_written_say_why(client, corpus, tmp_path)
     corpus.qdrant.upsert("exp", vectors=VECTORS, client=client, progress=False)
     (tmp_path / "afile").write_text("x")
     (tmp_path / "adir.parquet").mkdir()
-    cases = {"x.csv": "ends in .parquet", "panda": "'pandas', 'arrow' or 'polars'",
+    cases = {str(tmp_path / "x.csv"): "ends in .parquet",
+             str(tmp_path / "panda"): "'pandas', 'arrow' or 'polars'",
              str(tmp_path / "adir.parquet"): "is a directory",
              str(tmp_path / "afile" / "out.parquet"): "is a file, not a directory"}
     for to, message in cases.items():
