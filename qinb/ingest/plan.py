@@ -210,8 +210,9 @@ class SeenIds:
     def missing(self, ids: Sequence[int | str]) -> list[int]:
         """The positions of ``ids`` never added."""
         keys = np.fromiter((_key(i) for i in ids), dtype=np.uint64, count=len(ids))
-        self._sorted = np.sort(np.concatenate([self._sorted, *self._recent]))
-        self._recent = []
+        if self._recent:  # merged once, not on every page of stored ids asked about
+            self._sorted = np.sort(np.concatenate([self._sorted, *self._recent]))
+            self._recent = []
         if not len(self._sorted):
             return list(range(len(ids)))
         at = np.minimum(np.searchsorted(self._sorted, keys), len(self._sorted) - 1)
