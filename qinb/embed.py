@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,8 @@ from qdrant_client import models
 from qinb import models as registry
 from qinb.images import ImageCell
 
-__all__ = ["Embedder", "Item", "Vector", "digest", "document_item", "image_item"]
+__all__ = ["Embedder", "Item", "Vector", "digest", "document_item", "image_content", "image_item",
+           "object_key"]
 
 Vector = np.ndarray | models.SparseVector
 Key = tuple[str, str, str]
@@ -49,28 +50,35 @@ def options_of(obj: models.Document | models.Image) -> dict[str, Any]:
     return dict(obj.options or {})
 
 
-def digest(key: Key | Sequence[Key]) -> str:
+def digest(key: Sequence[str] | Sequence[Key]) -> str:
     """The one digest of an inference object's identity (or of a cell's passages, in order):
     the persistent cache's key, and, cut to 24 characters, the name stored with each point that
     tells a changed cell; one function, so the two cannot drift apart."""
     return hashlib.sha256(json.dumps(list(key)).encode()).hexdigest()
 
 
-def _key(model: str, content: str, obj: models.Document | models.Image) -> Key:
+def object_key(model: str, content: str, options: Mapping[str, Any]) -> Key:
+    """What makes an inference object unique: its model, its content (a text, or an image's
+    sha256) and the options that change what the model computes."""
     # runtime options change how a model runs, never what it computes; a credential neither
-    options = {k: v for k, v in options_of(obj).items()
-               if k not in registry.RUNTIME_OPTIONS and not registry.is_secret(k)}
-    return (model.lower(), content, json.dumps(options, sort_keys=True, default=str))
+    kept = {k: v for k, v in options.items()
+            if k not in registry.RUNTIME_OPTIONS and not registry.is_secret(k)}
+    return (model.lower(), content, json.dumps(kept, sort_keys=True, default=str))
+
+
+def image_content(cell: ImageCell) -> str:
+    """The content an image's identity is made of: the sha256 of its bytes."""
+    return f"sha256:{cell.digest}"
 
 
 def document_item(doc: models.Document) -> Item:
     """The item of a text document: identified by model, text and model options."""
-    return Item(doc, _key(doc.model, doc.text, doc), doc.text)
+    return Item(doc, object_key(doc.model, doc.text, options_of(doc)), doc.text)
 
 
 def image_item(obj: models.Image, cell: ImageCell) -> Item:
     """The item of an image: identified by model, the sha256 of its bytes and model options."""
-    return Item(obj, _key(obj.model, f"sha256:{cell.digest}", obj), cell)
+    return Item(obj, object_key(obj.model, image_content(cell), options_of(obj)), cell)
 
 
 class Embedder:

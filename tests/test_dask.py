@@ -136,6 +136,32 @@ def test_bad_rows_and_duplicate_ids_across_partitions_are_reported_by_row(cluste
                     progress=False)
 
 
+def test_delete_missing_on_a_cluster_mirrors_the_table_and_a_failed_row_keeps_its_point(
+        cluster, tmp_path):
+    store = qinb.connect(tmp_path)
+    df = frame()
+    qinb.upsert(dd.from_pandas(df, npartitions=4), "c", vectors=VECTORS, client=store,
+                id_column="doc_id", progress=False)
+    cleaned = df.drop(index=[2, 13, 14, 40, 47]).copy()
+    cleaned.loc[20, "text"] = "a garden of chess players"
+    cleaned.loc[21, "text"] = ""  # fails its checks: its stored point stays as it was
+    report = qinb.upsert(dd.from_pandas(cleaned, npartitions=3), "c", vectors=VECTORS,
+                         client=store, id_column="doc_id", errors="skip", progress=False,
+                         delete_missing=True)
+    assert (report.rows, report.upserted, report.failed_rows, report.deleted) == (43, 1, 1, 5)
+    assert report.objects == 2  # the changed row's text and bm25: nothing else embedded
+    assert "5 deleted (not in the source)" in str(report)
+    assert sorted(points_of(store, "c")) == sorted(df["doc_id"].drop(index=[2, 13, 14, 40, 47]))
+    # the fused ranking (ties and all) is the one of the same rows upserted from pandas
+    held = cleaned.copy()
+    held.loc[21, "text"] = df.loc[21, "text"]
+    qinb.upsert(held, "p", vectors=VECTORS, client=store, id_column="doc_id", progress=False)
+    for query in ("garden of chess", "river near the violin", "number 7"):
+        a = qinb.search("c", query, client=store, limit=10)
+        b = qinb.search("p", query, client=store, limit=10)
+        assert a.index.tolist() == b.index.tolist()
+
+
 def test_each_worker_loads_a_model_once_with_its_share_of_the_cores_or_the_threads_given(
         cluster, tmp_path):
     store = qinb.connect(tmp_path)

@@ -137,10 +137,12 @@ def test_a_row_past_the_multivector_cap_fails_alone(client):
     df = frame()
     df.loc["huge"] = [" ".join(["word"] * 30_000), "mixed"]
     spec = {"text": qinb.Text("text", chunk_size=8)}
-    with pytest.raises(InvalidRowsError, match=r"'huge'.*passages of 8 tokens; a row holds at most 2730"):
+    # the long row comes in a chunk of its own, after the 12 rows before it were written
+    with pytest.raises(InvalidRowsError, match=r"'huge'.*passages of 8 tokens; a row holds at "
+                                               r"most 2730 .*12 points were written before it"):
         qinb.upsert(df, "docs", spec, client=client, progress=False)
     report = qinb.upsert(df, "docs", spec, client=client, progress=False, errors="skip")
-    assert (report.upserted, report.failed_rows) == (12, 1)
+    assert (report.unchanged, report.failed_rows, client.count("docs")) == (12, 1, 12)
     assert report.failed.iloc[0]["row"] == "huge" and "at most 2730" in report.failed.iloc[0]["reason"]
 
 
@@ -176,23 +178,27 @@ def test_passages_are_searched_exactly_without_a_graph(tmp_path):
 
 
 def test_rows_with_many_passages_come_fewer_to_a_chunk(client, monkeypatch):
-    """A chunk holds at most CHUNK_ROWS objects per vector, not CHUNK_ROWS rows: long rows
-    must not multiply the vectors held in memory at once."""
+    """A chunk holds about CHUNK_ROWS objects per vector, not CHUNK_ROWS rows: long rows
+    must not multiply the vectors held in memory at once. Rows are put in chunks before they
+    are split (unchanged rows never are), by a guess of their passages from their length
+    that errs high for English (four characters a token)."""
     import qinb.ingest as ingest
+    import qinb.ingest.loop as loop
 
     df = pd.DataFrame({"text": [long_text(f"Row {i} ends here.") for i in range(8)] + COOKING,
                        "topic": "t"}, index=[f"r{i}" for i in range(14)])
     monkeypatch.setattr(ingest, "CHUNK_ROWS", 40)
     seen = []
-    real = ingest.resolve
-    monkeypatch.setattr(ingest, "resolve", lambda changes, *a: (
-        seen.append(sum(len(c.row.items["text"].items) for c in changes.writes)) or real(changes, *a)))
+    real = loop.resolve
+    monkeypatch.setattr(loop, "resolve", lambda changes, *a: (
+        seen.append(sum(len(c.items["text"].items) for c in changes.writes)) or real(changes, *a)))
     report = qinb.upsert(df, "docs", {"text": qinb.Text("text", chunk_size=64)}, client=client,
                          progress=False)
     assert report.upserted == 14 and report.passages == sum(seen)
     assert (report.passages - len(COOKING)) / 8 >= 12  # each long row is a dozen passages
-    # 40 rows would be one chunk; 40 objects make several, none past 40 (no row has 40 alone)
-    assert seen == [36, 36, 30]  # three long rows (36 passages), three, then two and the six short
+    # 40 rows would be one chunk; 40 objects make several, none past 40 (no row has 40 alone):
+    # each long row is guessed at 20 passages (2,470 characters), so two long rows a chunk
+    assert seen == [24, 24, 24, 24, 6]
 
 
 def test_a_payload_column_named_passage_keeps_its_value(client):
@@ -220,3 +226,47 @@ def test_a_payload_only_change_keeps_the_passages(client):
     assert (report.upserted, report.payload_only, report.embedded) == (1, 1, 0)
     hits = qinb.search("docs", "rings of ice around Saturn", using="text", client=client)
     assert hits.loc["long", "topic"] == "space" and SATURN in hits.loc["long", "passage"]
+
+
+def test_identical_cells_are_split_once_and_unchanged_rows_never(client, monkeypatch):
+    import qinb.objects
+    import qinb.passages
+
+    calls = []
+    real = qinb.passages.spans
+    monkeypatch.setattr(qinb.passages, "spans", lambda text, *a, **k: calls.append(text[-20:])
+                        or real(text, *a, **k))
+    monkeypatch.setattr(qinb.objects, "_splits", type(qinb.objects._splits)())
+    texts = [long_text(f"Row {i % 3} ends here.") for i in range(9)]  # three cells, three times
+    df = pd.DataFrame({"text": texts, "n": range(9)})
+    report = qinb.upsert(df, "docs", CHUNKED, client=client, progress=False)
+    assert report.upserted == 9 and len(calls) == 3
+    monkeypatch.setattr(qinb.objects, "_splits", type(qinb.objects._splits)())  # a new kernel
+    calls.clear()
+    again = qinb.upsert(df, "docs", CHUNKED, client=client, progress=False)
+    assert (again.unchanged, again.objects, calls) == (9, 0, [])
+    # a payload-only change writes the row's passage spans again, from one split
+    moved = df.assign(n=df["n"] + 1)
+    third = qinb.upsert(moved.iloc[:1], "docs", CHUNKED, client=client, progress=False)
+    assert (third.payload_only, third.embedded, len(calls)) == (1, 0, 1)
+    hits = qinb.search("docs", "Row 0 ends here", using="text", client=client)
+    assert "Row 0 ends here." in hits.loc[0, "passage"]
+
+
+def test_a_cell_s_stored_identity_is_the_one_its_object_has():
+    """A collection written before cells were hashed unsplit finds its plain text, BM25 and
+    image rows unchanged (a chunked cell's identity now names its text, not its passages)."""
+    from PIL import Image as PILImage
+
+    from qinb.embed import digest, document_item
+    from qinb.images import load
+    from qinb.objects import cell_digest, cell_item
+
+    for spec in (qinb.Text("t"), qinb.Bm25("t", avg_len=12.0), qinb.Bm25("t", language="german")):
+        text = "a text with Ümlauts and 12 numbers"
+        assert cell_digest(spec, text) == digest(document_item(spec.document(text)).key)[:24]
+    cell = load(PILImage.new("RGB", (4, 4), "red"))
+    image = qinb.Image("photo")
+    assert cell_digest(image, cell) == digest(cell_item(image, cell, False).key)[:24]
+    chunked = qinb.Text("t", chunk_size=64)
+    assert cell_digest(chunked, "x") != cell_digest(qinb.Text("t", chunk_size=32), "x")

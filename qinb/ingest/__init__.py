@@ -8,21 +8,19 @@ that memory stays flat::
 
 from __future__ import annotations
 
-import contextlib
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import pandas as pd
 from qdrant_client import QdrantClient, models
 
 from qinb.embed import Embedder
-from qinb.errors import ArgumentError, InvalidRowsError, warn
+from qinb.errors import ArgumentError, warn
 from qinb.ingest import _dask
-from qinb.ingest.changes import diff, payload_only, points, stored_state
-from qinb.ingest.plan import Plan, SeenIds, failed_frame, fit, make_plan, refusal
-from qinb.ingest.report import UpsertReport, warn_truncated
-from qinb.ingest.resolve import Resolved, resolve
+from qinb.ingest.changes import stored_state
+from qinb.ingest.plan import Plan, SeenIds, fit, fitted, make_plan, refusal
+from qinb.ingest.report import UpsertReport
+from qinb.ingest.loop import CHUNK_ROWS, Job, Tally, discard_if_empty, row_failed, step
 from qinb.ingest.writer import Writer
 from qinb.objects import Passages, check_vectors
 from qinb.sources import Source, open_source
@@ -30,8 +28,6 @@ from qinb.spec import Bm25, Spec, Text
 from qinb.store import PointId, Store, as_store, ensure_collection
 
 __all__ = ["UpsertReport", "to_points", "upsert"]
-
-CHUNK_ROWS = 2048  # rows read, embedded and written at a time
 
 
 def to_points(df: pd.DataFrame, vectors: Mapping[str, Spec], *, id_column: str | None = None,
@@ -59,7 +55,7 @@ def to_points(df: pd.DataFrame, vectors: Mapping[str, Spec], *, id_column: str |
             "Qdrant's Inference API cannot make from Documents (it embeds one per vector); "
             "use qinb.upsert, which embeds the passages here")
     specs = fit(plan)
-    return [models.PointStruct(id=r.id, vector={n: i.obj for n, i in r.items.items()
+    return [models.PointStruct(id=r.id, vector={n: i.obj for n, i in r.objects(specs, True).items()
                                                 if not isinstance(i, Passages)},
                                payload=r.payload)
             for rows in plan.chunks(specs, len(df) or 1) for r in rows]
@@ -147,26 +143,27 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
     checked = check_vectors(vectors)
     if _dask.is_dask(df):
         _dask.check_ids(id_column)
-        cluster = _dask.cluster()
-        if cluster is not None and delete_missing:
-            raise ArgumentError(
-                "delete_missing=True is not available for an upsert on a Dask cluster yet; run "
-                "the upsert, then qinb.delete(collection, rows=...) with the ids that left")
-        if cluster is not None:
-            with store.writer_lock(collection):
-                return _dask.upsert_on_cluster(cluster, df, store, collection, checked,
-                                               str(id_column), payload, batch_size, errors,
-                                               progress, thumbnails)
-    source = open_source(df, _columns(checked, id_column, payload),
-                         by_position=id_column is None)
-    # a pandas frame is refused whole before anything is made; a streamed source's pieces are
-    # checked as they come, and a bad row is refused after the pieces before it are written
-    seen = None if source.whole and not delete_missing else SeenIds()
-    plans = (make_plan(piece, checked, id_column, payload, errors if source.whole else "skip",
-                       wire=store.cloud, thumbnails=thumbnails, seen=seen)
-             for piece in source.pieces)
+    cluster = _dask.cluster() if _dask.is_dask(df) else None
+    seen: SeenIds | None
     with store.writer_lock(collection):
-        report = _upsert(store, source, plans, collection, id_column, batch_size, errors, progress)
+        if cluster is not None:
+            seen = every = SeenIds()
+            report = _dask.upsert_on_cluster(cluster, df, store, collection, checked,
+                                             str(id_column), payload, batch_size, errors,
+                                             progress, thumbnails, every)
+        else:
+            source = open_source(df, _columns(checked, id_column, payload),
+                                 by_position=id_column is None)
+            # a pandas frame is refused whole before anything is made; a streamed source's
+            # pieces are checked as they come, and a bad row is refused after the pieces
+            # before it are written
+            seen = None if source.whole and not delete_missing else SeenIds()
+            plans = (make_plan(piece, checked, id_column, payload,
+                               errors if source.whole else "skip", wire=store.cloud,
+                               thumbnails=thumbnails, seen=seen)
+                     for piece in source.pieces)
+            report = _upsert(store, source, plans, collection, id_column, batch_size, errors,
+                             progress)
         # a source of no rows at all deletes nothing: an empty export is more often a
         # mistake than a wish to empty the collection (qinb.drop does that)
         if delete_missing and seen is not None and report.rows and not report.created:
@@ -209,12 +206,11 @@ def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str
     local = {n: s for n, s in specs.items() if not store.cloud or (isinstance(s, Text) and s.chunked)}
     created = ensure_collection(store, collection, specs, id_column,
                                 prepare=(lambda: _find_models(local)) if local else None)
-    report = UpsertReport(collection=collection, created=created, avg_len=_fitted(first, specs))
+    job = Job(collection, specs, store.cloud, created)
+    tally = Tally.of(UpsertReport(collection=collection, created=created,
+                                  avg_len=fitted(first, specs)), specs)
     # one chunk: a bar per vector's embedding; more: the row bar alone, without a bar per chunk
     embedder = Embedder(progress=progress and source.whole and len(first.valid) <= CHUNK_ROWS)
-    counts: dict[str, Counter[str]] = {name: Counter() for name in specs}
-    failed: list[pd.DataFrame] = []
-    late: list[tuple[object, str, str]] = []  # rows that failed in embedding
     writer = Writer(store, collection, batch_size=batch_size,
                     total=len(first.valid) if source.whole else source.total, progress=progress)
     try:
@@ -223,60 +219,28 @@ def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str
                 if len(plan.failed) and errors == "raise":
                     writer.wait()  # the pieces before it are written whole, and counted
                     raise refusal(plan.failed, writer.written)
-                report.rows += len(plan.df)
-                report.failed_rows += len(plan.df) - len(plan.valid)
-                failed.append(plan.failed)
+                tally.checked(len(plan.df), len(plan.valid), plan.failed)
                 if not source.whole:
                     writer.skip(len(plan.df) - len(plan.valid))
                 for rows in plan.chunks(specs, CHUNK_ROWS):
                     stored = {} if created else stored_state(store, collection,
                                                              [r.id for r in rows])
-                    changes = diff(rows, stored)
-                    resolved = resolve(changes, specs, embedder, store.cloud)
-                    if resolved.failed and errors == "raise":
-                        raise row_failed(resolved.failed.values(), writer.written)
-                    upserts, updates = points(changes, resolved.vectors, set(resolved.failed))
-                    writer.put(upserts, updates, len(rows))
-                    report.unchanged += changes.unchanged
-                    report.payload_only += payload_only(updates)
-                    late.extend(resolved.failed.values())
-                    add_counts(counts, resolved, report)
+                    done = step(job, rows, stored, embedder)
+                    if done.failed and errors == "raise":
+                        writer.wait()  # the chunks before it are written whole, and counted
+                        raise row_failed(done.failed, writer.written)
+                    writer.put(done.upserts, done.updates, done.rows)
+                    tally.add(done)
     except KeyboardInterrupt:
-        _discard_if_empty(store, collection, created, writer.written)
+        discard_if_empty(store, collection, created, writer.written)
         raise KeyboardInterrupt(
             f"upsert into {collection!r} interrupted: {writer.written} points were written, "
             "each complete. Run the same upsert again to write the rest (unchanged rows are "
             "skipped)") from None
     except BaseException:
-        _discard_if_empty(store, collection, created, writer.written)
+        discard_if_empty(store, collection, created, writer.written)
         raise
-    report.upserted = writer.written
-    return close(store, report, failed, late, counts, progress)
-
-
-def close(store: Store, report: UpsertReport, failed: list[pd.DataFrame],
-          late: list[tuple[object, str, str]], counts: dict[str, Counter[str]],
-          progress: bool) -> UpsertReport:
-    """The end of an upsert that wrote ``report.upserted`` points: the failed rows and counts
-    into the report; the index built, or a collection that received nothing removed."""
-    collection = report.collection
-    report.failed_rows += len(late)
-    report.failed = pd.concat([f for f in [*failed, failed_frame(late)] if len(f)]
-                              or failed[:1] or [failed_frame([])], ignore_index=True)
-    if report.upserted or not report.created:
-        # also when nothing changed: a build cut short by a kill is finished by the re-run
-        # (the check costs a read of the segments' configs)
-        store.finish(collection, progress)
-    else:
-        # nothing asked for an empty collection: none is left behind
-        _discard_if_empty(store, collection, True, 0)
-        report.created = False
-        warn(f"nothing was upserted into {collection!r}: the source has {report.rows} rows"
-             f"{', all of them failed (see report.failed)' if report.rows else ''}, so the "
-             "collection was not created")
-    report.add_counts(counts)
-    warn_truncated(report)
-    return report
+    return tally.close(store, writer.written, progress)
 
 
 def _pieces(first: Plan, plans: Iterator[Plan], writer: Writer) -> Iterator[Plan]:
@@ -296,31 +260,6 @@ def _pieces(first: Plan, plans: Iterator[Plan], writer: Writer) -> Iterator[Plan
         yield plan
 
 
-def _fitted(plan: Plan, specs: Mapping[str, Spec]) -> dict[str, float]:
-    """The length each ``Bm25(avg_len="auto")`` vector was given."""
-    return {n: float(s.avg_len) for n, s in specs.items() if isinstance(s, Bm25)
-            and getattr(plan.vectors[n], "avg_len", None) == "auto"
-            and isinstance(s.avg_len, (int, float))}
-
-
-def add_counts(counts: dict[str, Counter[str]], resolved: Resolved, report: UpsertReport) -> None:
-    """Add one chunk's counts to the upsert's."""
-    for name, found in resolved.counts.items():
-        longest = max(counts[name]["longest"], found["longest"])
-        counts[name].update(found)
-        counts[name]["longest"], counts[name]["local"] = longest, found["local"]
-    report.windows.update(resolved.windows)
-
-
-def row_failed(failed: Iterable[tuple[object, str, str]], written: int) -> InvalidRowsError:
-    """The error for a row whose object could not be embedded, after ``written`` points."""
-    label, column, reason = next(iter(failed))
-    return InvalidRowsError(
-        f"row {label!r} {column}: {reason}. {written} points were written before it; fix the "
-        "row and run the same upsert again (written rows are skipped), or pass errors='skip' "
-        "to store the other rows", failed_frame([(label, column, reason)]))
-
-
 def _find_models(vectors: Mapping[str, Spec]) -> None:
     """Find each vector's model files now, so a ModelError, or a chunk_size past the model's
     window, leaves nothing behind. The models themselves load when something must be embedded
@@ -337,11 +276,3 @@ def _find_models(vectors: Mapping[str, Spec]) -> None:
             registry.bm25_model(tuple(sorted(spec.model_options.items())))
         else:
             registry.found(spec.kind, spec.model, spec.runtime_options)
-
-
-def _discard_if_empty(store: Store, collection: str, created: bool, written: int) -> None:
-    """A failed upsert leaves no collection it created and wrote nothing into."""
-    if created and not written:
-        # the original error matters more than a failed cleanup
-        with contextlib.suppress(Exception):
-            store.delete(collection)

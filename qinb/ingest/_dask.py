@@ -15,7 +15,7 @@ Per partition, on a cluster::
 from __future__ import annotations
 
 import contextlib
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -24,12 +24,12 @@ import pandas as pd
 
 from qinb.embed import Embedder
 from qinb.errors import ArgumentError
-from qinb.ingest.changes import diff, payload_only, points, stored_state
-from qinb.ingest.plan import Plan, SeenIds, failed_frame, fit, make_plan, refusal
+from qinb.ingest.changes import stored_state
+from qinb.ingest.plan import Plan, SeenIds, failed_frame, fit, fitted, make_plan, refusal
 from qinb.ingest.report import UpsertReport
-from qinb.ingest.resolve import Resolved, resolve
+from qinb.ingest.loop import CHUNK_ROWS, Job, Step, Tally, discard_if_empty, row_failed, step
 from qinb.spec import Spec
-from qinb.store import Point, Store, ensure_collection
+from qinb.store import Store, ensure_collection
 
 __all__ = ["cluster", "is_dask", "partitions", "upsert_on_cluster"]
 
@@ -75,26 +75,23 @@ def partitions(ddf: Any, columns: Sequence[str] | None) -> Iterator[pd.DataFrame
 @dataclass
 class Summary:
     """What the client needs to know of a checked partition: its row count, the ids and labels
-    of its valid rows, and the rows that failed their checks."""
+    of its valid rows, the rows that failed their checks, and their ids (a row that failed
+    keeps the point it has, should ``delete_missing`` ask)."""
 
     rows: int
     ids: list[int | str]
     labels: list[Any]
     failed: pd.DataFrame
+    failed_ids: list[int | str]
 
 
 @dataclass
 class Done:
-    """A partition's points (for the client to write), or how many its worker wrote."""
+    """A partition's steps, with their points for the client to write, or without them and
+    how many points its worker wrote."""
 
-    rows: int
-    upserts: list[Point] = field(default_factory=list)
-    updates: list[Point] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
     written: int = 0
-    unchanged: int = 0
-    payload_only: int = 0
-    late: list[tuple[object, str, str]] = field(default_factory=list)
-    resolved: list[Resolved] = field(default_factory=list)
 
 
 # --- on the workers -------------------------------------------------------------------------
@@ -109,8 +106,10 @@ def _plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str, payload
 
 
 def _summary(plan: Plan) -> Summary:
+    valid = set(plan.valid)
     return Summary(len(plan.df), [plan.ids[p] for p in plan.valid],
-                   [plan.labels[p] for p in plan.valid], plan.failed)
+                   [plan.labels[p] for p in plan.valid], plan.failed,
+                   [i for p, i in enumerate(plan.ids) if p not in valid])
 
 
 def _server(options: Mapping[str, Any]) -> Store:
@@ -125,14 +124,12 @@ def _server(options: Mapping[str, Any]) -> Store:
     return _servers[key]
 
 
-def _finish(plan: Plan, drop: Sequence[int], stored: Mapping[Any, Any] | None,
-            specs: Mapping[str, Spec], collection: str, server: Mapping[str, Any] | None,
-            batch_size: int) -> Done:
-    """Diff, resolve and make the points of a checked partition, leaving out the valid rows at
-    positions ``drop`` (their ids came earlier); a worker keeps one Embedder, so a model is
-    loaded once and an object seen by an earlier partition here is not embedded again."""
+def _finish(plan: Plan, drop: Sequence[int], stored: Mapping[Any, Any] | None, job: Job,
+            server: Mapping[str, Any] | None, batch_size: int) -> Done:
+    """The steps of a checked partition, leaving out the valid rows at positions ``drop``
+    (their ids came earlier); a worker keeps one Embedder, so a model is loaded once and an
+    object seen by an earlier partition here is not embedded again."""
     global _embedder
-    from qinb.ingest import CHUNK_ROWS
     from qinb.ingest.writer import Writer
 
     if drop:  # a new plan: the one the worker holds stays as made, should this task run again
@@ -141,27 +138,20 @@ def _finish(plan: Plan, drop: Sequence[int], stored: Mapping[Any, Any] | None,
     if _embedder is None:
         _embedder = Embedder(progress=False)
     store = _server(server) if server is not None else None
-    done = Done(rows=len(plan.df))
-    writer = Writer(store, collection, batch_size=batch_size, total=None, progress=False) \
+    done = Done()
+    writer = Writer(store, job.collection, batch_size=batch_size, total=None, progress=False) \
         if store is not None else None
-    cloud = bool(server and server.get("cloud_inference"))
     # as on the client: a chunk that fails stops the writer after its current batch, and the
     # chunk's error is the one raised, not one from writing what was queued
     with writer if writer is not None else contextlib.nullcontext():
-        for rows in plan.chunks(specs, CHUNK_ROWS):
-            state = stored if store is None else stored_state(store, collection, [r.id for r in rows])
-            changes = diff(rows, state or {})
-            resolved = resolve(changes, specs, _embedder, cloud)
-            upserts, updates = points(changes, resolved.vectors, set(resolved.failed))
+        for rows in plan.chunks(job.specs, CHUNK_ROWS):
+            state = stored if store is None else \
+                {} if job.created else stored_state(store, job.collection, [r.id for r in rows])
+            made = step(job, rows, state or {}, _embedder)
             if writer is not None:
-                writer.put(upserts, updates, len(rows))
-            else:
-                done.upserts += upserts
-                done.updates += updates
-            done.unchanged += changes.unchanged
-            done.payload_only += payload_only(updates)
-            done.late.extend(resolved.failed.values())
-            done.resolved.append(Resolved(counts=resolved.counts, windows=resolved.windows))
+                writer.put(made.upserts, made.updates, made.rows)
+                made = made.sent()
+            done.steps.append(made)
     if writer is not None:
         done.written = writer.written
     return done
@@ -194,12 +184,12 @@ def _alone(part: Any) -> Any:
 
 def upsert_on_cluster(client: Any, ddf: Any, store: Store, collection: str,
                       vectors: Mapping[str, Spec], id_column: str, payload: Any,
-                      batch_size: int, errors: str, progress: bool, thumbnails: bool
-                      ) -> UpsertReport:
-    """Upsert a Dask DataFrame with the cluster's workers doing the checking and embedding."""
+                      batch_size: int, errors: str, progress: bool, thumbnails: bool,
+                      seen: SeenIds) -> UpsertReport:
+    """Upsert a Dask DataFrame with the cluster's workers doing the checking and embedding;
+    ``seen`` gathers the ids of its rows."""
     from dask.delayed import delayed
 
-    from qinb.ingest import _discard_if_empty, _fitted, add_counts, close, row_failed
     from qinb.ingest._dask_plugin import QinbWorker
     from qinb.ingest.writer import Writer
     from qinb.progress import progress_bar
@@ -217,12 +207,10 @@ def upsert_on_cluster(client: Any, ddf: Any, store: Store, collection: str,
                       wire=store.cloud, thumbnails=thumbnails)
     specs = fit(first, store, collection)
     created = ensure_collection(store, collection, specs, id_column)
-    report = UpsertReport(collection=collection, created=created, avg_len=_fitted(first, specs))
+    job = Job(collection, specs, store.cloud, created)
+    tally = Tally.of(UpsertReport(collection=collection, created=created,
+                                  avg_len=fitted(first, specs)), specs)
     del first
-    counts: dict[str, Counter[str]] = {name: Counter() for name in specs}
-    failed: list[pd.DataFrame] = []
-    late: list[tuple[object, str, str]] = []
-    seen = SeenIds()
     ahead = AHEAD_PER_WORKER * max(1, len(client.scheduler_info().get("workers", {})))
     plan_of = delayed(_plan, pure=True)
     started: deque[tuple[Any, Any]] = deque()
@@ -231,67 +219,61 @@ def upsert_on_cluster(client: Any, ddf: Any, store: Store, collection: str,
                             "partitions", unit="row", disable=not progress or server is None)
     writer = Writer(store, collection, batch_size=batch_size, total=None,
                     progress=progress and server is None)
-    written = 0
+    by_workers = 0  # points the workers wrote to the server themselves
 
-    def take(done: Done) -> None:
-        nonlocal written
-        if server is None:
-            writer.put(done.upserts, done.updates, done.rows)
-        else:
-            written += done.written
-            rows_bar.update(done.rows)
-        report.unchanged += done.unchanged
-        report.payload_only += done.payload_only
-        late.extend(done.late)
-        for resolved in done.resolved:
-            add_counts(counts, resolved, report)
-        if done.late and errors == "raise":
+    def take(done: Done) -> int:
+        for made in done.steps:
+            if server is None:
+                writer.put(made.upserts, made.updates, made.rows)
+            else:
+                rows_bar.update(made.rows)
+            tally.add(made)
+        late = [f for made in done.steps for f in made.failed]
+        if late and errors == "raise":
             writer.wait()
-            raise row_failed(done.late, writer.written + written)
+            raise row_failed(late, writer.written + by_workers + done.written)
+        return done.written
 
     try:
         with writer, rows_bar:
             for number in range(len(parts)):
                 while len(started) < ahead and number + len(started) < len(parts):
-                    plan = client.compute(plan_of(_alone(parts[number + len(started)]), vectors, id_column,
-                                                  payload, store.cloud, thumbnails))
+                    plan = client.compute(plan_of(_alone(parts[number + len(started)]), vectors,
+                                                  id_column, payload, store.cloud, thumbnails))
                     started.append((plan, client.submit(_summary, plan)))
                 plan, summary_future = started.popleft()
                 summary: Summary = summary_future.result()
-                report.rows += summary.rows
-                report.failed_rows += summary.rows - len(summary.ids)
                 drop = seen.add(summary.ids)
+                seen.add(summary.failed_ids)
                 bad = failed_frame([(summary.labels[i], id_column, f"duplicate id "
                                      f"{summary.ids[i]!r}: a row of an earlier partition has the "
                                      "same id") for i in drop])
-                report.failed_rows += len(drop)
                 if (len(summary.failed) or len(bad)) and errors == "raise":
                     writer.wait()
                     raise refusal(pd.concat([summary.failed, bad], ignore_index=True),
-                                  writer.written + written)
-                failed.extend([summary.failed, bad])
+                                  writer.written + by_workers)
+                tally.checked(summary.rows, len(summary.ids) - len(drop),
+                              pd.concat([summary.failed, bad], ignore_index=True))
                 stored = None
                 if server is None:  # the workers cannot read an embedded store: it is read here
                     stored = {} if created else stored_state(store, collection, summary.ids)
-                finishing.append(client.submit(_finish, plan, drop, stored, specs, collection,
-                                               server, batch_size, pure=False))
+                finishing.append(client.submit(_finish, plan, drop, stored, job, server,
+                                               batch_size, pure=False))
                 del plan
                 while finishing and (len(finishing) > ahead or finishing[0].done()):
-                    take(finishing.popleft().result())
+                    by_workers += take(finishing.popleft().result())
             while finishing:
-                take(finishing.popleft().result())
+                by_workers += take(finishing.popleft().result())
     except BaseException:
         for future in [*finishing, *(f for pair in started for f in pair)]:
             future.cancel()
-        stored_here = writer.written + written
+        stored_here = writer.written + by_workers
         if server is not None and created and not stored_here:
             # the worker whose partition failed may have written points before it did
             try:
                 stored_here = store.count(collection)
             except Exception:
                 stored_here = -1  # unknown: the collection stays
-        _discard_if_empty(store, collection, created, stored_here)
+        discard_if_empty(store, collection, created, stored_here)
         raise
-    report.upserted = writer.written + written
-    return close(store, report, failed, late, counts, progress)
-
+    return tally.close(store, writer.written + by_workers, progress)

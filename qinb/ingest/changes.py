@@ -1,8 +1,10 @@
 """Which rows of a chunk need writing, and the points they become.
 
 ``diff`` compares a chunk's rows with what the store holds (each vector's object identity and
-a hash of the payload) and returns :class:`Changes`; ``points`` turns the changes and their
-resolved vectors into the points to upsert (new rows) and update (changed rows)."""
+a hash of the payload) and returns :class:`Changes`, with the objects of the rows to write
+(an unchanged row's cells are hashed, never made into objects or split); ``points`` turns the
+changes and their resolved vectors into the points to upsert (new rows) and update (changed
+rows)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from qinb.embed import Item
 from qinb.ingest.plan import Row
-from qinb.objects import Passages, object_digest, payload_hash
+from qinb.objects import Passages, payload_hash
+from qinb.spec import Spec
 from qinb.store import HASH_KEY, OBJECTS_KEY, PASSAGES_KEY, Point, PointId, Store
 
 __all__ = ["Change", "Changes", "diff", "payload_only", "points", "stored_state"]
@@ -22,12 +26,12 @@ READ_PAGE = 4096  # stored states asked of the store at a time, as qinb.read pag
 @dataclass(frozen=True)
 class Change:
     """A row to write: whether the store lacks it, the vectors whose object is new or changed
-    (empty: the payload alone changed), and the identities written beside it."""
+    (empty: the payload alone changed), the row's objects, and the hash written beside it."""
 
     row: Row
     new: bool
     embed: frozenset[str]
-    digests: dict[str, str]
+    items: dict[str, Item | Passages]
     hashed: str
 
 
@@ -51,19 +55,21 @@ def stored_state(store: Store, collection: str, ids: Sequence[PointId]
     return found
 
 
-def diff(rows: Sequence[Row], stored: Mapping[PointId, Mapping[str, Any]]) -> Changes:
+def diff(rows: Sequence[Row], stored: Mapping[PointId, Mapping[str, Any]],
+         specs: Mapping[str, Spec], wire: bool) -> Changes:
     """New rows (every vector), changed rows (the vectors whose object changed, and the
-    payload); unchanged rows are only counted."""
+    payload), each with its objects made by ``specs``; unchanged rows are only counted."""
     writes: list[Change] = []
     for row in rows:
-        digests = {name: object_digest(item) for name, item in sorted(row.items.items())}
         hashed = payload_hash(row.payload, sorted(row.thumbnails))
         old = stored.get(row.id)
-        changed = set(digests) if old is None else {
-            n for n, d in digests.items() if (old.get(OBJECTS_KEY) or {}).get(n) != d}
+        changed = set(row.digests) if old is None else {
+            n for n, d in row.digests.items() if (old.get(OBJECTS_KEY) or {}).get(n) != d}
         if old is not None and not changed and old.get(HASH_KEY) == hashed:
             continue
-        writes.append(Change(row, old is None, frozenset(changed), digests, hashed))
+        # every object, also of unchanged vectors: a chunked one's spans go into the payload
+        writes.append(Change(row, old is None, frozenset(changed), row.objects(specs, wire),
+                             hashed))
     return Changes(writes, len(rows) - len(writes))
 
 
@@ -78,10 +84,11 @@ def points(changes: Changes, vectors: Mapping[tuple[PointId, str], Any],
         row = change.row
         if row.id in dropped:
             continue
-        spans = {n: [list(s) for s in i.spans] for n, i in row.items.items()
+        spans = {n: [list(s) for s in i.spans] for n, i in change.items.items()
                  if isinstance(i, Passages)}
         payload = {**row.payload, **row.thumbnail_payload(), HASH_KEY: change.hashed,
-                   OBJECTS_KEY: change.digests, **({PASSAGES_KEY: spans} if spans else {})}
+                   OBJECTS_KEY: dict(sorted(row.digests.items())),
+                   **({PASSAGES_KEY: spans} if spans else {})}
         point = Point(row.id, {n: vectors[row.id, n] for n in sorted(change.embed)}, payload)
         (upserts if change.new else updates).append(point)
     return upserts, updates

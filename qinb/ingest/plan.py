@@ -17,7 +17,8 @@ from qinb.images import ImageCell, thumbnail_column
 from qinb.objects import (
     MAX_POINT_ID,
     Passages,
-    cell_items,
+    cell_digest,
+    cell_object,
     check_cells,
     check_columns,
     check_frame,
@@ -26,22 +27,33 @@ from qinb.objects import (
     point_id,
 )
 from qinb.payload import convert
-from qinb.spec import Bm25, Image, Spec
+from qinb.spec import Bm25, Image, Spec, Text
 from qinb.store import ROW_KEY, Store
 
-__all__ = ["FAILED_COLUMNS", "Plan", "Row", "SeenIds", "failed_frame", "fit", "make_plan", "refusal"]
+__all__ = ["FAILED_COLUMNS", "Plan", "Row", "SeenIds", "failed_frame", "fit", "fitted", "make_plan",
+           "refusal"]
 
 FAILED_COLUMNS = ["row", "column", "reason"]
-AHEAD = 128  # rows whose objects are made before they join a chunk
+AHEAD = 128  # rows made at a time before they join a chunk
 
 
 @dataclass
 class Row:
+    """A valid row as it goes in: its label, point id and payload, each vector's checked cell
+    and that cell's identity (:func:`~qinb.objects.cell_digest`); its objects are made only if
+    it is to be written (:meth:`objects`)."""
+
     label: Hashable
     id: int | str
     payload: dict[str, Any]
-    items: dict[str, Item | Passages]
+    cells: dict[str, str | ImageCell]
+    digests: dict[str, str]
     thumbnails: dict[str, ImageCell]  # image columns whose thumbnail goes into the payload
+
+    def objects(self, specs: Mapping[str, Spec], wire: bool) -> dict[str, Item | Passages]:
+        """Each vector's inference object (a chunked text's passages, split here)."""
+        return {name: cell_object(specs[name], cell, self.digests[name], wire)
+                for name, cell in self.cells.items()}
 
     def thumbnail_payload(self) -> dict[str, str | None]:
         """The thumbnails: made only for points about to be written (unchanged rows skip this)."""
@@ -65,16 +77,16 @@ class Plan:
     labels: list[Hashable]  # each row's label: its id_column value, else its index label
 
     def chunks(self, specs: Mapping[str, Spec], size: int) -> Iterator[list[Row]]:
-        """The valid rows with their inference objects (made by ``specs``, the plan's own once
-        fitted) and payloads, in chunks of at most ``size`` rows and ``size`` objects per
-        vector: rows with many passages come fewer at a time, so that a chunk takes the same
-        memory whether its rows are short texts or long documents. Objects are made a few
-        rows ahead of the chunk being filled, never for a whole chunk of long rows at once."""
+        """The valid rows with their payloads and cell identities (``specs``: the plan's own
+        once fitted), in chunks of at most ``size`` rows and about ``size`` objects per vector:
+        a chunk of long documents holds fewer rows, so that its passages, once an unchanged
+        row is told from a changed one and the changed ones are split, take the memory of a
+        chunk of short texts. Rows are made a few at a time, never a whole chunk of them."""
         run: list[Row] = []
         count = 0
         for start in range(0, len(self.valid), AHEAD):
             for row in self._rows(specs, self.valid[start:start + AHEAD]):
-                n = _objects(row)
+                n = _weight(row, specs)
                 if run and (count + n > size * len(specs) or len(run) >= size):
                     yield run
                     run, count = [], 0
@@ -84,31 +96,47 @@ class Plan:
             yield run
 
     def _rows(self, specs: Mapping[str, Spec], positions: list[int]) -> list[Row]:
-        """The rows at these positions, with their objects and converted payloads."""
+        """The rows at these positions, with their cells, identities and converted payloads."""
         source_columns = [s.column for s in specs.values()]
         keep = list(dict.fromkeys([*self.columns, *source_columns]))
-        items = {name: cell_items(self.df[spec.column], positions, spec,
-                                  self.images.get(name, {}), self.wire)
-                 for name, spec in specs.items()}
+        cells: dict[str, list[str | ImageCell]] = {}
+        for name, spec in specs.items():
+            if isinstance(spec, Image):
+                found = self.images.get(name, {})
+                cells[name] = [found[pos] for pos in positions]
+            else:
+                cells[name] = self.df[spec.column].iloc[positions].tolist()
         records = self.df.iloc[positions][keep].to_dict("records")  # rows first: no copy of the frame
         rows = []
-        for pos, raw in zip(positions, records, strict=True):
+        for i, (pos, raw) in enumerate(zip(positions, records, strict=True)):
             label = self.labels[pos]
-            row_items = {n: d[pos] for n, d in items.items()}
+            row_cells = {n: c[i] for n, c in cells.items()}
             # image cells are stored as their reference, not their pixels (the engine does
             # not keep inference input), so they skip the JSON conversion
-            images = {str(specs[n].column): i.data for n, i in row_items.items()
-                      if isinstance(i, Item) and isinstance(i.data, ImageCell)}
+            images = {str(specs[n].column): c for n, c in row_cells.items()
+                      if isinstance(c, ImageCell)}
             data = {str(k): convert(v) for k, v in raw.items() if str(k) not in images}
             data[ROW_KEY] = convert(label)
             data.update({column: cell.source for column, cell in images.items()})
-            rows.append(Row(label, self.ids[pos], data, row_items,
+            digests = {n: cell_digest(specs[n], c) for n, c in row_cells.items()}
+            rows.append(Row(label, self.ids[pos], data, row_cells, digests,
                             images if self.thumbnails else {}))
         return rows
 
 
-def _objects(row: Row) -> int:
-    return sum(len(i.items) if isinstance(i, Passages) else 1 for i in row.items.values())
+CHARS_PER_TOKEN = 2  # fewer than most texts have a token: a guess of a cell's passages errs high
+
+
+def _weight(row: Row, specs: Mapping[str, Spec]) -> int:
+    """About how many objects the row's cells make: one each, a long text's passages more."""
+    total = 0
+    for name, cell in row.cells.items():
+        spec = specs[name]
+        if isinstance(spec, Text) and spec.chunked and isinstance(cell, str):
+            total += 1 + len(cell) // (CHARS_PER_TOKEN * (spec.chunk_size or 1))
+        else:
+            total += 1
+    return total
 
 
 def make_plan(df: pd.DataFrame, vectors: Mapping[str, Spec], id_column: str | None,
@@ -220,9 +248,10 @@ class SeenIds:
 
 
 def _key(pid: int | str) -> int:
-    if isinstance(pid, int):
+    if isinstance(pid, int) and pid < MAX_POINT_ID:
         return pid
-    return int.from_bytes(hashlib.blake2b(pid.encode(), digest_size=8).digest(), "little")
+    # a text, or an id too large for Qdrant (its row fails; it is remembered all the same)
+    return int.from_bytes(hashlib.blake2b(str(pid).encode(), digest_size=8).digest(), "little")
 
 
 def fit(plan: Plan, store: Store | None = None, collection: str = "") -> dict[str, Spec]:
@@ -250,3 +279,10 @@ def fit(plan: Plan, store: Store | None = None, collection: str = "") -> dict[st
                 length = spec.measure(plan.df[spec.column].iloc[plan.valid].tolist())
             out[name] = replace(spec, avg_len=length)
     return out
+
+
+def fitted(plan: Plan, specs: Mapping[str, Spec]) -> dict[str, float]:
+    """The length each ``Bm25(avg_len="auto")`` vector was given."""
+    return {n: float(s.avg_len) for n, s in specs.items() if isinstance(s, Bm25)
+            and getattr(plan.vectors[n], "avg_len", None) == "auto"
+            and isinstance(s.avg_len, (int, float))}

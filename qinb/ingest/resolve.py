@@ -13,7 +13,7 @@ import numpy as np
 
 from qinb.embed import Embedder, Item
 from qinb.errors import QinbError
-from qinb.ingest.changes import Changes
+from qinb.ingest.changes import Change, Changes
 from qinb.ingest.plan import Row
 from qinb.objects import Passages
 from qinb.spec import Spec, Text
@@ -41,12 +41,13 @@ def resolve(changes: Changes, specs: Mapping[str, Spec], embedder: Embedder,
     out = Resolved()
     for name, spec in specs.items():
         counts = out.counts.setdefault(name, Counter())
-        rows = [c.row for c in changes.writes if name in c.embed and c.row.id not in out.failed]
+        chosen = [c for c in changes.writes if name in c.embed and c.row.id not in out.failed]
+        rows = [c.row for c in chosen]
         if isinstance(spec, Text) and spec.chunked:
             counts["local"] = 1  # a server embeds one Document per vector: passages are local
-            _passages(embedder, name, spec, rows, out, counts)
+            _passages(embedder, name, spec, chosen, out, counts)
             continue
-        items = [r.items[name] for r in rows]
+        items = [c.items[name] for c in chosen]
         plain = [i for i in items if isinstance(i, Item)]
         counts["objects"] += len(plain)
         counts["local"] = int(not cloud)
@@ -64,12 +65,12 @@ def resolve(changes: Changes, specs: Mapping[str, Spec], embedder: Embedder,
     return out
 
 
-def _passages(embedder: Embedder, name: str, spec: Text, rows: Sequence[Row], out: Resolved,
-              counts: Counter[str]) -> None:
+def _passages(embedder: Embedder, name: str, spec: Text, chosen: Sequence[Change],
+              out: Resolved, counts: Counter[str]) -> None:
     """Each row's passages embedded as objects of their own, stacked into its matrix."""
     cells: list[tuple[Row, Passages]] = []
-    for row in rows:
-        cell = row.items[name]
+    for change in chosen:
+        row, cell = change.row, change.items[name]
         assert isinstance(cell, Passages)
         if cell.error:
             out.failed.setdefault(row.id, (row.label, spec.column, cell.error))
