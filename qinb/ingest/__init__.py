@@ -18,9 +18,9 @@ from qinb.embed import Embedder
 from qinb.errors import ArgumentError, warn
 from qinb.ingest import _dask
 from qinb.ingest.changes import stored_state
+from qinb.ingest.loop import CHUNK_ROWS, Job, Tally, discard_if_empty, row_failed, step
 from qinb.ingest.plan import Plan, SeenIds, fit, fitted, make_plan, refusal
 from qinb.ingest.report import UpsertReport
-from qinb.ingest.loop import CHUNK_ROWS, Job, Tally, discard_if_empty, row_failed, step
 from qinb.ingest.writer import Writer
 from qinb.objects import Passages, check_vectors
 from qinb.sources import Source, open_source
@@ -72,7 +72,8 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
     ``errors="raise"``), then read, embedded and written in chunks, so memory stays flat
     however many rows there are. Any other source is read a piece of 16,384 rows at a time and
     never whole: a Parquet file bigger than memory goes in. Each inference object is embedded
-    once: a row whose text and images are unchanged is not embedded again (a payload-only
+    once: a row whose text and images are unchanged is not embedded again, nor split into
+    passages (each cell is hashed and compared with the stored one first; a payload-only
     change writes the payload), and vectors already made for another collection or an earlier
     kernel come from the cache.
 
@@ -117,8 +118,8 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
         ``cloud_inference`` server are not fetched here and get none.
     delete_missing : bool
         After the upsert, delete every point whose id is not in the source, so that the
-        collection mirrors the table (rows dropped in cleaning leave it too);
-        ``report.deleted`` counts them. Only the stored ids are read for this: nothing is
+        collection mirrors the table (rows dropped in cleaning leave it too), for every
+        source kind, a Dask frame on a cluster too; ``report.deleted`` counts them. Only the stored ids are read for this: nothing is
         re-read or re-embedded. An upsert that fails or is interrupted deletes nothing, and
         so does a source with no rows; a row that failed its checks with ``errors="skip"``
         keeps its stored point.

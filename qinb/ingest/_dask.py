@@ -25,9 +25,9 @@ import pandas as pd
 from qinb.embed import Embedder
 from qinb.errors import ArgumentError
 from qinb.ingest.changes import stored_state
+from qinb.ingest.loop import CHUNK_ROWS, Job, Step, Tally, discard_if_empty, row_failed, step
 from qinb.ingest.plan import Plan, SeenIds, failed_frame, fit, fitted, make_plan, refusal
 from qinb.ingest.report import UpsertReport
-from qinb.ingest.loop import CHUNK_ROWS, Job, Step, Tally, discard_if_empty, row_failed, step
 from qinb.spec import Spec
 from qinb.store import Store, ensure_collection
 
