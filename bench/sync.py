@@ -1,13 +1,25 @@
 """A table cleaned and synced: ``upsert(..., delete_missing=True)`` after 1% of the rows changed
 and 0.5% were dropped, against rebuilding the collection from the cleaned table, side by side in
-one run, on real MiniLM + BM25, from a pandas frame and from a Parquet file.
+one run, on real MiniLM + BM25, from a pandas frame, a Parquet file and a Dask frame on a
+2-worker cluster.
 
 Prints, per source: the texts embedded by the sync against the rows changed (target: equal),
 the sync's wall time against the rebuild's (target: >= 20x), whether the ids equal the source's
 exactly, and the Jaccard of the top-10 hybrid hits of 200 queries against the rebuild (target
 1.0). The rebuild embeds every row: it runs with an empty embedding cache of its own.
 
-    .venv/bin/python bench/sync.py [--rows 20000]
+``--memory`` measures the sync's peak memory at 100k and 1M ids, each in its own process, on
+collections made with the STAND-IN CLIP text model (qinb.standin: fast, meaningless vectors;
+real inference of a million rows would take hours here), BM25 real. Target: what qinb holds
+beyond the engine's own memory and the frame, at 1M ids <= 1.2x that at 100k.
+
+``--long`` re-runs the upsert of 1,000 unchanged rows of 20k words (chunk_size=256) with this
+tree and with an older commit of qinb (``--against``, checked out beside it), side by side.
+Target: >= 50x faster than before cells were hashed unsplit.
+
+    .venv/bin/python bench/sync.py [--rows 100000] [--kinds pandas parquet dask]
+    .venv/bin/python bench/sync.py --memory [100000 1000000]
+    .venv/bin/python bench/sync.py --long [--long-rows 1000] [--against c88bb25]
 """
 
 from __future__ import annotations
@@ -69,22 +81,35 @@ def top10(store: qinb.Store, collection: str, queries: list[str]) -> list[set[st
 def run(kind: str, df: pd.DataFrame, new: pd.DataFrame, changed: int, work: Path,
         queries: list[str], count: list[int]) -> None:
     store = qinb.connect(work / f"store-{kind}")
-    os.environ["QINB_CACHE"] = str(work / f"cache-{kind}")
+    os.environ["QINB_CACHE"] = str(work / "cache-first")  # the first builds share their vectors
     qinb.upsert(df, "c", vectors=VECTORS, client=store, id_column="key", progress=False)
     source: object = new
+    cluster = None
     if kind == "parquet":
         new.to_parquet(work / "cleaned.parquet", index=False)
         source = work / "cleaned.parquet"
+    elif kind == "dask":
+        import dask.dataframe as dd
+        import distributed
+
+        cluster = distributed.Client(distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None))
+        source = dd.from_pandas(new, npartitions=16)
+    os.environ["QINB_CACHE"] = str(work / f"cache-{kind}")
     count[0] = 0
     t = time.perf_counter()
     report = qinb.upsert(source, "c", vectors=VECTORS, client=store, id_column="key",
                          delete_missing=True, progress=False)
-    sync_s, sync_embedded = time.perf_counter() - t, count[0]
+    sync_s = time.perf_counter() - t
+    # what this process embedded, or, on Dask's workers, what the report says they did
+    sync_embedded = count[0] if cluster is None else int(report.vectors.loc["text", "embedded"])
     # the rebuild: a new collection from the cleaned table, every row embedded (own cache)
     os.environ["QINB_CACHE"] = str(work / f"cache-rebuild-{kind}")
     t = time.perf_counter()
     qinb.upsert(source, "fresh", vectors=VECTORS, client=store, id_column="key", progress=False)
     rebuild_s = time.perf_counter() - t
+    if cluster is not None:
+        cluster.close()
     ids = set(qinb.read("c", client=store, columns=["n"], progress=False).index)
     mirrored, fresh = top10(store, "c", queries), top10(store, "fresh", queries)
     jaccard = sum(len(a & b) / len(a | b) for a, b in zip(mirrored, fresh, strict=True)) / len(queries)
@@ -93,14 +118,165 @@ def run(kind: str, df: pd.DataFrame, new: pd.DataFrame, changed: int, work: Path
           f"[{'met' if sync_embedded == changed else 'MISSED'}]; sync {sync_s:.1f} s vs rebuild "
           f"{rebuild_s:.1f} s = {rebuild_s / sync_s:.1f}x [{'met' if rebuild_s / sync_s >= 20 else 'MISSED'} >= 20x]; "
           f"ids equal the source's: {ids == set(new['key'])}; top-10 Jaccard vs rebuild over "
-          f"{len(queries)} queries {jaccard:.3f} [{'met' if jaccard == 1.0 else 'MISSED'}]")
+          f"{len(queries)} queries {jaccard:.3f} [{'met' if jaccard == 1.0 else 'MISSED'}]",
+          flush=True)
     store.close()
+
+
+# --- --memory: the sync's peak memory at 100k and 1M ids, each size in processes of its own
+
+def stand_in_vectors() -> dict[str, qinb.Spec]:
+    return {"text": qinb.Text("text", model=qinb.models.CLIP_TEXT, hnsw={"m": 0}),
+            "bm25": qinb.Bm25("text")}
+
+
+def build(rows: int, work: Path) -> dict[str, float]:
+    import qinb.standin
+
+    os.environ["QINB_CACHE"] = str(work / "cache")
+    qinb.standin.register_clip(str(work / "models"))
+    df = table(rows, vocabulary())
+    df.to_parquet(work / "table.parquet", index=False)
+    store = qinb.connect(work / "store")
+    t = time.perf_counter()
+    qinb.upsert(df, "c", vectors=stand_in_vectors(), client=store, id_column="key",
+                progress=False)
+    store.close()
+    return {"seconds": time.perf_counter() - t}
+
+
+def sync(rows: int, work: Path) -> dict[str, float]:
+    from _child import AnonPeak
+
+    import qinb.standin
+
+    os.environ["QINB_CACHE"] = str(work / "cache")
+    qinb.standin.register_clip(str(work / "models"))
+    store = qinb.connect(work / "store")
+    assert store.count("c") == rows
+    opened = AnonPeak.now()  # the engine's own, with the shard open
+    new, _ = cleaned(pd.read_parquet(work / "table.parquet"), vocabulary())
+    frame_mb = new.memory_usage(deep=True).sum() / 2**20
+    before = AnonPeak.now()
+    peak = AnonPeak()
+    t = time.perf_counter()
+    report = qinb.upsert(new, "c", vectors=stand_in_vectors(), client=store, id_column="key",
+                         delete_missing=True, progress=False)
+    seconds = time.perf_counter() - t
+    assert report.deleted == rows // 200 and store.count("c") == len(new)
+    store.close()
+    return {"seconds": seconds, "opened_mb": opened, "frame_mb": frame_mb,
+            "before_mb": before, "anon_mb": peak.stop()}
+
+
+def memory(sizes: list[int]) -> None:
+    from _child import run as child
+
+    got = {}
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            built = child(Path(__file__), str(n), "--build", tmp)
+            got[n] = child(Path(__file__), str(n), "--sync", tmp)
+            got[n]["build_s"] = built["seconds"]
+    print("ids         build s   sync s   peak RSS MB   anon with the shard open MB   anon with "
+          "the frame MB   anon peak MB   qinb's own MB (peak - frame - open shard)")
+    own = {n: r["anon_mb"] - r["before_mb"] for n, r in got.items()}
+    for n, r in got.items():
+        print(f"{n:>9,d}  {r['build_s']:8.0f}  {r['seconds']:7.1f}  {r['rss_mb']:12.0f}  "
+              f"{r['opened_mb']:28.0f}  {r['before_mb']:22.0f}  {r['anon_mb']:13.0f}  "
+              f"{own[n]:10.0f}")
+    first, last = sizes[0], sizes[-1]
+    ratio = own[last] / own[first]
+    print(f"{last // first}x the ids: qinb's own memory in the sync x{ratio:.2f} "
+          f"[{'met' if ratio <= 1.2 else 'MISSED'} <= 1.2x]; the STAND-IN CLIP text model made "
+          "the dense vectors (meaningless; memory is what is measured)")
+
+
+# --- --long: a re-run of 1,000 unchanged rows of 20k words, this tree against an older one
+
+LONG_CHILD = """
+import os, sys, time, json
+import pandas as pd
+import qinb
+df = pd.read_parquet(sys.argv[1])
+store = qinb.connect(sys.argv[2])
+vectors = {"text": qinb.Text("text", chunk_size=256)}
+t = time.perf_counter()
+report = qinb.upsert(df, "long", vectors=vectors, client=store, id_column="key", progress=False)
+print(json.dumps({"seconds": time.perf_counter() - t, "upserted": report.upserted,
+                  "unchanged": report.unchanged, "embedded": report.embedded}))
+"""
+
+
+def long_rows(rows: int, words: list[str]) -> pd.DataFrame:
+    """Rows of about 20k words: a header of their own, then paragraphs of 150 words drawn from
+    a pool of 300 (so that the first build embeds few distinct passages)."""
+    rng = random.Random(11)
+    pool = [" ".join(rng.choices(words, k=150)) + "." for _ in range(300)]
+    texts = [f"Document {i}. " + " ".join(rng.choices(words, k=140)) + ".\n\n"
+             + "\n\n".join(rng.choices(pool, k=133)) for i in range(rows)]
+    return pd.DataFrame({"key": [f"d{i:05d}" for i in range(rows)], "text": texts})
+
+
+def long(rows: int, against: str) -> None:
+    import json
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        df = long_rows(rows, vocabulary())
+        df.to_parquet(work / "long.parquet", index=False)
+        words = df["text"].str.split().str.len()
+        old = work / "old"
+        subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(old), against],
+                       check=True, capture_output=True)
+        env = {**os.environ, "QINB_CACHE": str(work / "cache")}
+        try:
+            def upsert(tree: Path, store: str) -> dict[str, float]:
+                out = subprocess.run([sys.executable, "-c", LONG_CHILD, str(work / "long.parquet"),
+                                      str(work / store)], check=True, capture_output=True,
+                                     text=True, env={**env, "PYTHONPATH": str(tree)})
+                return json.loads(out.stdout.strip().splitlines()[-1])
+
+            first_new, first_old = upsert(repo, "new"), upsert(old, "old")
+            again_new, again_old = upsert(repo, "new"), upsert(old, "old")
+        finally:
+            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(old)],
+                           check=False, capture_output=True)
+    assert again_new["unchanged"] == again_old["unchanged"] == rows
+    ratio = again_old["seconds"] / again_new["seconds"]
+    print(f"{rows:,} rows of {words.mean():,.0f} words (chunk_size=256): first upsert "
+          f"{first_new['seconds']:.0f} s here, {first_old['seconds']:.0f} s at {against}; "
+          f"re-run of the unchanged rows {again_new['seconds']:.2f} s here against "
+          f"{again_old['seconds']:.1f} s at {against} = {ratio:.0f}x "
+          f"[{'met' if ratio >= 50 else 'MISSED'} >= 50x]")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--kinds", nargs="*", default=["pandas", "parquet", "dask"])
+    parser.add_argument("--memory", type=int, nargs="*")
+    parser.add_argument("--long", action="store_true")
+    parser.add_argument("--long-rows", type=int, default=1000)
+    parser.add_argument("--against", default="c88bb25")
+    parser.add_argument("--run", type=int)
+    parser.add_argument("--build")
+    parser.add_argument("--sync")
     args = parser.parse_args()
+    if args.run:
+        from _child import report
+
+        report(build(args.run, Path(args.build)) if args.build else sync(args.run, Path(args.sync)))
+        return
+    if args.memory is not None:
+        memory(args.memory or [100_000, 1_000_000])
+        return
+    if args.long:
+        long(args.long_rows, args.against)
+        return
     words = vocabulary()
     df = table(args.rows, words)
     new, changed = cleaned(df, words)
@@ -109,7 +285,7 @@ def main() -> None:
     qinb.models.text_model(qinb.models.MINILM)  # loaded once, outside the timings
     count = counting()
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("pandas", "parquet"):
+        for kind in args.kinds:
             run(kind, df, new, changed, Path(tmp), queries, count)
 
 
