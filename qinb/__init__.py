@@ -16,6 +16,7 @@ from qinb._read import read
 from qinb._search import search
 from qinb.errors import (
     ArgumentError,
+    ClusterError,
     CollectionError,
     ColumnError,
     ColumnTypeError,
@@ -56,6 +57,7 @@ __all__ = [
     "ArgumentError",
     "Bm25",
     "ClientStore",
+    "ClusterError",
     "CollectionError",
     "CollectionInfo",
     "ColumnError",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ArgumentError",
+    "ClusterError",
     "CollectionError",
     "ColumnError",
     "ColumnTypeError",
@@ -97,6 +98,11 @@ class StoreError(QinbError, RuntimeError):
     def __init__(self, message: str, uncertain: bool = False) -> None:
         super().__init__(message)
         self.uncertain = uncertain
+
+
+class ClusterError(QinbError, RuntimeError):
+    """A Dask cluster failed during an upsert (its scheduler or workers lost); the message says
+    how many points were written."""
 
 
 class StoreLockedError(StoreError):

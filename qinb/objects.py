@@ -142,6 +142,7 @@ def check_cells(df: pd.DataFrame, name: str, spec: Spec, *, wire: bool = False
             f"{series.dtype}; convert it with df[{spec.column!r}].astype(str) if you mean its digits"
         )
     failed: list[tuple[int, str, str]] = []
+    dense = isinstance(spec, Text)
     for pos, value in enumerate(series.tolist()):
         if _missing(value):
             failed.append((pos, spec.column, "missing text (NaN/None)"))
@@ -149,7 +150,7 @@ def check_cells(df: pd.DataFrame, name: str, spec: Spec, *, wire: bool = False
             failed.append((pos, spec.column, f"not text: {type(value).__name__} {value!r:.40}"))
         elif not value.strip():
             failed.append((pos, spec.column, "empty text"))
-        elif not value.isascii() and (reason := check_text(value)):
+        elif reason := _unstorable_text(spec, value, dense):
             failed.append((pos, spec.column, reason))
     return {}, failed
 
@@ -222,6 +223,43 @@ def cell_object(spec: Spec, cell: str | ImageCell, digest: str, wire: bool) -> I
     if isinstance(spec, Text) and spec.chunked:
         return passages(spec, cell, digest)
     return document_item(spec.document(cell))
+
+
+def _unstorable_text(spec: Spec, value: str, dense: bool) -> str | None:
+    """Why a text cell cannot be stored (bad code points), or read by a dense model."""
+    if not value.isascii() and (reason := check_text(value)):
+        return reason
+    if dense and LONG_WORD.search(value):
+        return unreadable(spec, value)
+    return None
+
+
+LONG_WORD = re.compile(r"\S{101,}")  # past the 100 characters WordPiece reads as one word
+
+
+def unreadable(spec: Spec, text: str) -> str | None:
+    """Why a dense text model cannot read ``text``, nine tenths of it or more (its tokenizer
+    makes one unknown token of each word over 100 characters: a cell without spaces is one
+    token), or None."""
+    from qinb.errors import ModelError
+    from qinb.passages import window
+
+    try:
+        tokenizer = window(spec.model, spec.runtime_options).tokenizer
+    except ModelError:
+        return None  # the model's own error comes when it is loaded
+    unknown = getattr(tokenizer.model, "unk_token", None)
+    if unknown is None:
+        return None
+    encoded = tokenizer.encode(text, add_special_tokens=False)
+    lost = sum(end - start for token, (start, end) in zip(encoded.tokens, encoded.offsets,
+                                                          strict=True) if token == unknown)
+    if lost * 10 <= len(text) * 9:  # a long word among others is only that word unread
+        return None
+    return (f"{lost:,} of its {len(text):,} characters are words {spec.model} cannot read "
+            "(runs of over 100 characters without a space, read as one unknown token each), "
+            "so nothing of them would be searchable: break the text up with spaces, or leave "
+            "this column out of the dense vectors (Bm25 still indexes it)")
 
 
 def _image_cells(series: pd.Series, spec: Image, wire: bool

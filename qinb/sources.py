@@ -213,15 +213,135 @@ def _files(path: str | os.PathLike[str], columns: Sequence[str] | None) -> Sourc
         raise ArgumentError(
             f"{text!r} matches files qinb cannot read together ({odd!r} among them): give files of "
             f"one format, named {', '.join(sorted(FORMATS))}")
-    ds = _need("pyarrow.dataset", "arrow", "reading Parquet, CSV or JSON Lines files")
-    fmt = formats.pop()
-    try:
-        dataset = ds.dataset(files, format=fmt)
-    except Exception as exc:  # pyarrow says what is wrong with the file; qinb says which file
-        raise ArgumentError(f"{text!r} cannot be read as {fmt} ({type(exc).__name__}: "
-                            f"{exc})") from exc
+    _need("pyarrow.dataset", "arrow", "reading Parquet, CSV or JSON Lines files")
+    fmt = str(formats.pop())
+    # every file is opened first: one that cannot be read is named before anything is written
+    opened = [_open(f, fmt) for f in files]
+    first = opened[0].schema
+    keep = list(first.names) if columns is None else _present(list(columns), first.names)
+    if fmt == "parquet":  # each file's schema is in its footer: checked up front too
+        for name, dataset in zip(files[1:], opened[1:], strict=True):
+            _same_columns(first, dataset.schema, keep, name, files[0])
+    total = sum(d.count_rows() for d in opened) if fmt == "parquet" else None  # footers read
     where = files[0] if len(files) == 1 else f"{len(files)} files"
-    return _dataset(dataset, None if columns is None else list(columns), f"{fmt} ({where})")
+    return Source(_numbered(_each_file(files, opened, keep, fmt), first.empty_table().select(keep)),
+                  total, f"{fmt} ({where})")
+
+
+def _open(name: str, fmt: str) -> Any:
+    import pyarrow.dataset as ds
+
+    try:
+        dataset = ds.dataset(name, format=fmt)
+        if fmt == "parquet":
+            dataset.count_rows()  # its footer: a truncated or empty file fails here
+        return dataset
+    except Exception as exc:  # pyarrow says what is wrong with the file; qinb says which file
+        line = _bad_line(name) if fmt == "json" else None
+        raise ArgumentError(
+            f"file {name!r} cannot be read as {fmt}{f' at line {line:,}' if line else ''} "
+            f"({type(exc).__name__}: {exc}); nothing was written. Fix or remove the file and "
+            "run the upsert again") from exc
+
+
+def _kind(arrow_type: Any) -> str:
+    """What a column holds, as the checks of a frame see it: a wider or narrower integer, or
+    a large string, holds the same kind of value."""
+    import pyarrow as pa
+
+    for kind, test in (("text", lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)
+                        or pa.types.is_string_view(t)),
+                       ("number", lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)
+                        or pa.types.is_decimal(t)),
+                       ("null", pa.types.is_null)):
+        if test(arrow_type):
+            return kind
+    return str(arrow_type)
+
+
+def _same_columns(first: Any, schema: Any, keep: Sequence[str], name: str, first_name: str) -> None:
+    """A later file has the columns read from the first one, holding the same kinds of value:
+    an int column where the first file has text would otherwise be read as digits."""
+    for column in keep:
+        if column not in schema.names:
+            raise ArgumentError(
+                f"file {name!r} has no column {column!r}, which {first_name!r} has: the files "
+                "of one upsert need the same columns")
+        a, b = _kind(first.field(column).type), _kind(schema.field(column).type)
+        if a != b and "null" not in (a, b):
+            raise ArgumentError(
+                f"column {column!r} holds {schema.field(column).type} in file {name!r} but "
+                f"{first.field(column).type} in {first_name!r}: the files of one upsert need "
+                "the same column types. Convert the column in one of them (for text: "
+                "df[column].astype(str)), or upsert them apart")
+
+
+def _each_file(files: Sequence[str], opened: Sequence[Any], keep: list[str], fmt: str
+               ) -> Iterator[Any]:
+    """Each file's record batches in turn, cast to the first file's types; an error names the
+    file and, for JSON Lines, the line."""
+    import pyarrow as pa
+
+    target = opened[0].schema
+    target = pa.schema([target.field(c) for c in keep])
+    for name, dataset in zip(files, opened, strict=True):
+        _same_columns(target, dataset.schema, keep, name, files[0])
+        rows = 0
+        batches = _batches(name, dataset, keep, fmt)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except Exception as exc:
+                line = _bad_line(name) if fmt == "json" else None
+                at = f" at line {line:,}" if line else f" past its row {rows:,}" if rows else ""
+                raise ArgumentError(f"file {name!r} could not be read{at} "
+                                    f"({type(exc).__name__}: {exc})") from exc
+            rows += batch.num_rows
+            if batch.schema.equals(target):
+                yield batch
+                continue
+            try:
+                yield batch.select(keep).cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ArgumentError(
+                    f"file {name!r} holds values the first file's column types cannot take "
+                    f"({exc}): the files of one upsert need the same column types") from exc
+
+
+def _batches(name: str, dataset: Any, keep: list[str], fmt: str) -> Iterator[Any]:
+    """A file's record batches. A CSV or JSON Lines file is read by pyarrow's streaming reader
+    on one thread, a block after another: how far a file with a bad line gets does not depend
+    on read-ahead, and the blocks before it are written. (A generator: a file that fails as it
+    is opened fails at the first batch, where the caller names it.)"""
+    if fmt == "parquet":
+        yield from dataset.to_batches(columns=keep, batch_size=PIECE_ROWS)
+    elif fmt == "csv":
+        import pyarrow.csv as csv
+
+        yield from csv.open_csv(name, read_options=csv.ReadOptions(use_threads=False),
+                                convert_options=csv.ConvertOptions(include_columns=keep))
+    else:
+        import pyarrow.json as pjson
+
+        reader = pjson.open_json(name, read_options=pjson.ReadOptions(use_threads=False))
+        yield from (batch.select(keep) for batch in reader)
+
+
+def _bad_line(name: str) -> int | None:
+    """The number of the first line of a JSON Lines file that is not JSON (pyarrow counts rows
+    from the start of the block it read, not of the file)."""
+    import json
+
+    with open(name, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except ValueError:
+                    return number
+    return None
 
 
 def _polars(data: Any, columns: Sequence[str] | None, by_position: bool) -> Source:

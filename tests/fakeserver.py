@@ -35,16 +35,19 @@ class FakeServer:
         self.faults: list[list[Any]] = []  # [pattern, response or exception, times left]
 
     def fail(self, pattern: str, answer: httpx.Response | Exception | Callable[[], Any],
-             times: int = 1) -> None:
+             times: int = 1, applied: bool = False) -> None:
         """Answer the next ``times`` requests whose "METHOD /path" matches ``pattern`` with
-        ``answer`` (a response, or an exception the transport raises)."""
-        self.faults.append([re.compile(pattern), answer, times])
+        ``answer`` (a response, or an exception the transport raises); with ``applied`` the
+        request is carried out first, as a cluster does before its answer times out."""
+        self.faults.append([re.compile(pattern), answer, times, applied])
 
-    def _fault(self, method: str, path: str) -> httpx.Response | None:
+    def _fault(self, method: str, path: str, request: httpx.Request) -> httpx.Response | None:
         for fault in self.faults:
             if fault[2] > 0 and fault[0].search(f"{method} {path}"):
                 fault[2] -= 1
                 answer = fault[1]() if callable(fault[1]) else fault[1]
+                if answer is not None and fault[3]:
+                    self._answer(request)
                 if isinstance(answer, Exception):
                     raise answer
                 return answer
@@ -70,9 +73,14 @@ class FakeServer:
         path, method = request.url.path, request.method
         self.validate(method, path, body)
         self.requests.append((method, path, body))
-        faulted = self._fault(method, path)
+        faulted = self._fault(method, path, request)
         if faulted is not None:
             return faulted
+        return self._answer(request)
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        path, method = request.url.path, request.method
         name = path.split("/")[2] if path.count("/") >= 2 else ""
         if method == "GET" and path == "/collections":
             return ok({"collections": [{"name": n} for n in self.collections]})
@@ -110,6 +118,8 @@ class FakeServer:
         if method == "POST" and path.endswith("/points"):  # retrieve by ids
             stored = self.points.get(name, {})
             return ok([{"id": i, "payload": stored[i].get("payload")} for i in body["ids"] if i in stored])
+        if method == "POST" and path.endswith("/points/count"):
+            return ok({"count": len(self.points.get(name, {}))})
         if path.endswith("/points/query/batch"):
             stored = self.points.get(name, {})
             return ok([{"points": [

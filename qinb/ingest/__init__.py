@@ -119,10 +119,10 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
     delete_missing : bool
         After the upsert, delete every point whose id is not in the source, so that the
         collection mirrors the table (rows dropped in cleaning leave it too), for every
-        source kind, a Dask frame on a cluster too; ``report.deleted`` counts them. Only the stored ids are read for this: nothing is
-        re-read or re-embedded. An upsert that fails or is interrupted deletes nothing, and
-        so does a source with no rows; a row that failed its checks with ``errors="skip"``
-        keeps its stored point.
+        source kind, a Dask frame on a cluster too; ``report.deleted`` counts them. Only the
+        stored ids are read for this: nothing is re-read or re-embedded. An upsert that
+        fails or is interrupted deletes nothing, and so does a source with no rows; a row
+        that failed its checks with ``errors="skip"`` keeps its stored point.
 
     Returns
     -------

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from qinb.embed import Embedder
-from qinb.errors import ArgumentError
+from qinb.errors import ArgumentError, ClusterError, QinbError
 from qinb.ingest.changes import stored_state
 from qinb.ingest.loop import CHUNK_ROWS, Job, Step, Tally, discard_if_empty, row_failed, step
 from qinb.ingest.plan import Plan, SeenIds, failed_frame, fit, fitted, make_plan, refusal
@@ -264,9 +264,10 @@ def upsert_on_cluster(client: Any, ddf: Any, store: Store, collection: str,
                     by_workers += take(finishing.popleft().result())
             while finishing:
                 by_workers += take(finishing.popleft().result())
-    except BaseException:
+    except BaseException as exc:
         for future in [*finishing, *(f for pair in started for f in pair)]:
-            future.cancel()
+            with contextlib.suppress(Exception):  # the cluster may be gone
+                future.cancel()
         stored_here = writer.written + by_workers
         if server is not None and created and not stored_here:
             # the worker whose partition failed may have written points before it did
@@ -275,5 +276,12 @@ def upsert_on_cluster(client: Any, ddf: Any, store: Store, collection: str,
             except Exception:
                 stored_here = -1  # unknown: the collection stays
         discard_if_empty(store, collection, created, stored_here)
-        raise
+        if isinstance(exc, (QinbError, KeyboardInterrupt, SystemExit, GeneratorExit)):
+            raise
+        # the scheduler or every worker lost, a task cancelled: Dask's own error, in qinb's words
+        raise ClusterError(
+            f"the Dask cluster failed during the upsert into {collection!r} "
+            f"({type(exc).__name__}: {exc}). {max(stored_here, 0)} points were written, each "
+            "complete; run the same upsert again once the cluster works (written rows are "
+            "skipped)") from exc
     return tally.close(store, writer.written + by_workers, progress)

@@ -142,8 +142,14 @@ def row_failed(failed: Iterable[Failure], written: int) -> InvalidRowsError:
 
 
 def discard_if_empty(store: Store, collection: str, created: bool, written: int) -> None:
-    """A failed upsert leaves no collection it created and wrote nothing into."""
-    if created and not written:
-        # the original error matters more than a failed cleanup
-        with contextlib.suppress(Exception):
+    """A failed upsert leaves no collection it created and wrote nothing into (asking the
+    store too: a server may have applied a write whose answer was lost or a 5xx)."""
+    if not created or written:
+        return
+    try:
+        held = store.count(collection)
+    except Exception:
+        held = 0  # cannot tell: it was made by this upsert, which wrote nothing it knows of
+    if not held:
+        with contextlib.suppress(Exception):  # the original error matters more than a cleanup
             store.delete(collection)

@@ -220,13 +220,18 @@ class ClientStore(Store):
 
         source = exc.source if isinstance(exc, ResponseHandlingException) else exc
         lost = write and isinstance(source, httpx.TimeoutException)
+        # a cluster may apply a write and then answer 500 (a timeout waiting for replication)
+        applied = write and status is not None and status >= 500
         message = (f"{what} in {self.where()} failed ({_detail(exc)}); "
                    f"{_advice(status, exc)}")
         if lost:
             message += ". The answer was lost, so this request may have been written"
+        elif applied:
+            message += (f". A server may apply a write it answers {status} to (a cluster does "
+                        "when replication times out), so this request may have been written")
         if what.startswith("querying") and status in (400, 422):
             return QueryError(message)
-        return StoreError(message, uncertain=lost)
+        return StoreError(message, uncertain=lost or applied)
 
     def where(self) -> str:
         if self._where:

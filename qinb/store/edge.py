@@ -40,6 +40,7 @@ from qinb.store.base import (
 )
 from qinb.store.edge_filter import edge_filter, index_types
 from qinb.store.edge_handle import Handle, write_json
+from qinb.store.faults import MARGIN, disk_fault, ensure_space, fault, point_bytes, used_bytes
 
 __all__ = ["EdgeStore"]
 
@@ -202,7 +203,10 @@ class EdgeStore(Store):
 
     def __init__(self, path: str | os.PathLike[str], *, hold: float = 2.0, wait: float = 30.0) -> None:
         self.path = Path(path).expanduser().resolve()
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fault(exc, self.path, "making the store's folder") from exc
         self.hold = hold
         self.wait = wait
         self._handles: dict[str, Handle] = {}
@@ -236,12 +240,34 @@ class EdgeStore(Store):
                 raise
             except Exception as exc:
                 # the engine's own errors reach the user in qinb's words, with where it happened
-                raise StoreError(
-                    f"the embedded store at {self.path} failed on collection {collection!r} "
-                    f"({type(exc).__name__}: {exc})") from exc
+                raise disk_fault(exc, self._dir(collection), f"collection {collection!r}") \
+                    or StoreError(f"the embedded store at {self.path} failed on collection "
+                                  f"{collection!r} ({type(exc).__name__}: {exc})") from exc
+
+    @contextlib.contextmanager
+    def _files(self, collection: str, doing: str) -> Iterator[None]:
+        """qinb's own files of a collection (its metadata, its folder): an OS error in
+        qinb's words."""
+        try:
+            yield
+        except QinbError:
+            raise
+        except OSError as exc:
+            raise fault(exc, self._dir(collection), doing, collection) from exc
 
     def _meta(self, collection: str) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self._dir(collection) / META_FILE).read_text())
+        path = self._dir(collection) / META_FILE
+        with self._files(collection, f"reading {path}"):
+            text = path.read_text()
+        try:
+            data: dict[str, Any] = json.loads(text)
+            if not isinstance(data, dict) or not isinstance(data.get("dense"), dict):
+                raise ValueError("not qinb's metadata")
+        except ValueError as exc:
+            raise CollectionError(
+                f"collection {collection!r}: its metadata {path} is damaged ({exc}). Restore "
+                f"the folder from a copy if there is one; otherwise qinb.drop({collection!r}) "
+                "and upsert the table again") from exc
         return data
 
     def collections(self) -> list[str]:
@@ -255,9 +281,21 @@ class EdgeStore(Store):
     def create(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
                metadata: Mapping[str, Any], multi: Sequence[str] = (),
                storage: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-        import qdrant_edge as E
 
         directory = self._dir(collection)
+        ensure_space(self.path, MARGIN, f"creating collection {collection!r}")
+        try:
+            self._create(collection, directory, dense, sparse, metadata, multi, storage)
+        except QinbError:
+            raise
+        except Exception as exc:
+            raise fault(exc, self.path, f"creating collection {collection!r}") from exc
+
+    def _create(self, collection: str, directory: Path, dense: Mapping[str, int],
+                sparse: Sequence[str], metadata: Mapping[str, Any], multi: Sequence[str],
+                storage: Mapping[str, Mapping[str, Any]] | None) -> None:
+        import qdrant_edge as E
+
         if directory.exists() and not (directory / META_FILE).exists():
             shutil.rmtree(directory)  # left by a delete cut short, or an older qinb's create
         # made aside and moved into place in one step: another process creating the same
@@ -296,7 +334,8 @@ class EdgeStore(Store):
         meta["dense"].update(dense)
         meta["sparse"] = sorted({*meta["sparse"], *sparse})
         meta["multi"] = sorted({*meta.get("multi", []), *multi})
-        write_json(self._dir(collection) / META_FILE, meta)
+        with self._files(collection, f"saving the vectors of collection {collection!r}"):
+            write_json(self._dir(collection) / META_FILE, meta)
 
     def shape(self, collection: str) -> Shape:
         if not self.exists(collection):
@@ -308,7 +347,8 @@ class EdgeStore(Store):
     def save_metadata(self, collection: str, metadata: Mapping[str, Any]) -> None:
         meta = self._meta(collection)
         meta["metadata"] = dict(metadata)
-        write_json(self._dir(collection) / META_FILE, meta)
+        with self._files(collection, f"saving the metadata of collection {collection!r}"):
+            write_json(self._dir(collection) / META_FILE, meta)
 
     def delete(self, collection: str) -> None:
         directory = self._dir(collection)
@@ -317,16 +357,25 @@ class EdgeStore(Store):
         if handle is not None:
             handle.release()
         # the metadata first, so that a delete cut short leaves no half collection behind
-        with contextlib.suppress(FileNotFoundError):
+        with self._files(collection, f"deleting collection {collection!r}"), \
+                contextlib.suppress(FileNotFoundError):
             (directory / META_FILE).unlink()
         shutil.rmtree(directory, ignore_errors=True)
 
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
         import qdrant_edge as E
 
+        self._room(collection, points)
         made = edge_points(points)
         with self._shard(collection) as shard:
             shard.update(E.UpdateOperation.upsert_points(made))
+
+    def _room(self, collection: str, points: Sequence[Point]) -> None:
+        """Refuse a write the disk has no room for, before the engine meets the full disk."""
+        needed = point_bytes([v for p in points for v in p.vectors.values()],
+                             [p.payload for p in points])
+        ensure_space(self.path, needed, f"writing {len(points)} points to collection "
+                                        f"{collection!r}")
 
     def delete_points(self, collection: str, ids: Sequence[PointId]) -> None:
         import qdrant_edge as E
@@ -337,6 +386,7 @@ class EdgeStore(Store):
     def update(self, collection: str, points: Sequence[Point]) -> None:
         import qdrant_edge as E
 
+        self._room(collection, points)
         with self._shard(collection) as shard:
             with_vectors = [E.PointVectors(p.id, {n: _to_edge(v) for n, v in p.vectors.items()})
                             for p in points if p.vectors]
@@ -443,6 +493,9 @@ class EdgeStore(Store):
                 return
             from qinb.progress import progress_bar
 
+            # the optimizer writes each segment anew beside the old one
+            ensure_space(self.path, used_bytes(self._dir(collection) / "shard" / "segments"),
+                         f"building the index of collection {collection!r}")
             with progress_bar(total=1, desc=f"indexing {collection!r}", unit="index",
                               disable=not progress, bar_format="{desc}: {elapsed}") as bar:
                 shard.optimize()

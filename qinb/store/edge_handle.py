@@ -18,11 +18,11 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from qinb.errors import StoreLockedError
+from qinb.errors import QinbError, StoreLockedError
 
 __all__ = ["Handle", "write_json"]
 
@@ -64,13 +64,27 @@ class Handle:
     def use(self) -> Iterator[Any]:
         with self.lock:
             if self.shard is None:
-                self.shard = self._load()
+                self.shard = self._opening(self._load)
             try:
                 yield self.shard
             finally:
                 self.last_used = time.monotonic()
                 if self.hold <= 0 or self._others_waiting():
-                    self.release()
+                    self._opening(self.release)
+
+    def _opening(self, step: Callable[[], Any]) -> Any:
+        """Opening or closing the shard (its lock, the marks, the engine's load and flush):
+        a failure in qinb's words, naming the folder; a failed load means damaged files."""
+        from qinb.store.faults import fault
+
+        try:
+            return step()
+        except (QinbError, KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:  # also a panic of the engine
+            name = self.directory.name
+            raise fault(exc, self.directory, f"opening collection {name!r}", name,
+                        opening=step == self._load) from exc
 
     def reap(self) -> None:
         """Release the shard if it has been idle for ``hold`` seconds, or another process waits
@@ -164,7 +178,8 @@ class Handle:
                 time.sleep(delay)
                 delay = min(delay * 1.5, 0.2)
         finally:
-            mark.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # on a read-only disk there is none to remove
+                mark.unlink(missing_ok=True)
 
     def _open(self) -> Any:
         """The shard, or None while another process holds it."""
