@@ -19,7 +19,7 @@ Target: >= 50x faster than before cells were hashed unsplit.
 
     .venv/bin/python bench/sync.py [--rows 100000] [--kinds pandas parquet dask]
     .venv/bin/python bench/sync.py --memory [100000 1000000]
-    .venv/bin/python bench/sync.py --long [--long-rows 1000] [--against c88bb25]
+    .venv/bin/python bench/sync.py --long [--long-rows 1000] [--flat] [--against c88bb25]
 """
 
 from __future__ import annotations
@@ -208,17 +208,20 @@ print(json.dumps({"seconds": time.perf_counter() - t, "upserted": report.upserte
 """
 
 
-def long_rows(rows: int, words: list[str]) -> pd.DataFrame:
+def long_rows(rows: int, words: list[str], flat: bool = False) -> pd.DataFrame:
     """Rows of about 20k words: a header of their own, then paragraphs of 150 words drawn from
-    a pool of 300 (so that the first build embeds few distinct passages)."""
+    a pool of 300 (so that the first build embeds few distinct passages); ``flat``: the
+    paragraphs run on without breaks, as in a text extracted from a PDF (the splitter then
+    looks for sentence ends, which takes it far longer)."""
     rng = random.Random(11)
     pool = [" ".join(rng.choices(words, k=150)) + "." for _ in range(300)]
-    texts = [f"Document {i}. " + " ".join(rng.choices(words, k=140)) + ".\n\n"
-             + "\n\n".join(rng.choices(pool, k=133)) for i in range(rows)]
+    gap = " " if flat else "\n\n"
+    texts = [f"Document {i}. " + " ".join(rng.choices(words, k=140)) + "." + gap
+             + gap.join(rng.choices(pool, k=133)) for i in range(rows)]
     return pd.DataFrame({"key": [f"d{i:05d}" for i in range(rows)], "text": texts})
 
 
-def long(rows: int, against: str) -> None:
+def long(rows: int, against: str, flat: bool) -> None:
     import json
     import subprocess
     import sys
@@ -226,7 +229,7 @@ def long(rows: int, against: str) -> None:
     repo = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        df = long_rows(rows, vocabulary())
+        df = long_rows(rows, vocabulary(), flat)
         df.to_parquet(work / "long.parquet", index=False)
         words = df["text"].str.split().str.len()
         old = work / "old"
@@ -247,7 +250,8 @@ def long(rows: int, against: str) -> None:
                            check=False, capture_output=True)
     assert again_new["unchanged"] == again_old["unchanged"] == rows
     ratio = again_old["seconds"] / again_new["seconds"]
-    print(f"{rows:,} rows of {words.mean():,.0f} words (chunk_size=256): first upsert "
+    print(f"{rows:,} rows of {words.mean():,.0f} words{' without paragraph breaks' if flat else ''}"
+          f" (chunk_size=256): first upsert "
           f"{first_new['seconds']:.0f} s here, {first_old['seconds']:.0f} s at {against}; "
           f"re-run of the unchanged rows {again_new['seconds']:.2f} s here against "
           f"{again_old['seconds']:.1f} s at {against} = {ratio:.0f}x "
@@ -261,6 +265,7 @@ def main() -> None:
     parser.add_argument("--memory", type=int, nargs="*")
     parser.add_argument("--long", action="store_true")
     parser.add_argument("--long-rows", type=int, default=1000)
+    parser.add_argument("--flat", action="store_true", help="--long rows without paragraphs")
     parser.add_argument("--against", default="c88bb25")
     parser.add_argument("--run", type=int)
     parser.add_argument("--build")
@@ -275,7 +280,7 @@ def main() -> None:
         memory(args.memory or [100_000, 1_000_000])
         return
     if args.long:
-        long(args.long_rows, args.against)
+        long(args.long_rows, args.against, args.flat)
         return
     words = vocabulary()
     df = table(args.rows, words)
