@@ -313,6 +313,7 @@ def test_a_dask_cluster_lost_mid_upsert_is_a_cluster_error_saying_what_was_writt
             cluster.close()
 
     writer_module.Writer.put = put_then_lose_the_cluster
+    environ = dict(os.environ)  # an in-process worker's plugin sets this test's cache and models
     try:
         with pytest.raises(qinb.ClusterError, match=r"the Dask cluster failed during the upsert "
                                                     r"into 'c' .*\. (\d+) points were written") as err:
@@ -320,6 +321,8 @@ def test_a_dask_cluster_lost_mid_upsert_is_a_cluster_error_saying_what_was_writt
                         id_column="doc_id", progress=False)
     finally:
         writer_module.Writer.put = real
+        os.environ.clear()
+        os.environ.update(environ)
     written = int(re.search(r"(\d+) points were written", str(err.value)).group(1))
     assert store.count("c") == written > 0
     report = qinb.upsert(df, "c", vectors={"bm25": qinb.Bm25("text", avg_len=8)}, client=store,
