@@ -306,8 +306,10 @@ def _each_file(files: Sequence[str], opened: Sequence[Any], keep: list[str], fmt
                 yield batch.select(keep).cast(target)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise ArgumentError(
-                    f"file {name!r} holds values the first file's column types cannot take "
-                    f"({exc}): the files of one upsert need the same column types") from exc
+                    f"file {name!r} holds values the column types cannot take, as read from "
+                    f"the start of the first file ({exc}): give the files of one upsert the "
+                    "same column types all the way (convert the file to Parquet with explicit "
+                    "types)") from exc
 
 
 def _batches(name: str, dataset: Any, keep: list[str], fmt: str) -> Iterator[Any]:
