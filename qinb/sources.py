@@ -13,7 +13,7 @@ import glob
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +41,22 @@ class Source:
     total: int | None
     kind: str
     whole: bool = False
+    # lines a reader skipped as it read them (a CSV line of the wrong number of fields, with
+    # errors="skip"): (label, reason), taken by the upsert as failed rows
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 def open_source(data: Any, columns: Sequence[str] | None = None, *,
-                by_position: bool = False) -> Source:
+                by_position: bool = False, skip_lines: bool = False) -> Source:
     """The rows of ``data``, reading only ``columns`` (all when None) where the source can.
     With ``by_position`` (no id column: a row's position is its id), a source that gives its
-    rows in a different order from one run to the next is refused."""
+    rows in a different order from one run to the next is refused. With ``skip_lines``, a CSV
+    line the reader cannot split into the file's columns is left out and listed in
+    ``Source.skipped``; without, it stops the read, named by its line."""
     if isinstance(data, pd.DataFrame):
         return Source(iter([data]), len(data), "pandas DataFrame", whole=True)
     if isinstance(data, (str, os.PathLike)):
-        return _files(data, columns)
+        return _files(data, columns, skip_lines)
     module = type(data).__module__.split(".")[0]
     from qinb.ingest._dask import is_dask, partitions
 
@@ -196,7 +201,8 @@ def _dataset(dataset: Any, columns: list[str] | None, kind: str) -> Source:
     return Source(_numbered(batches, empty if keep is None else empty.select(keep)), total, kind)
 
 
-def _files(path: str | os.PathLike[str], columns: Sequence[str] | None) -> Source:
+def _files(path: str | os.PathLike[str], columns: Sequence[str] | None, skip_lines: bool
+           ) -> Source:
     text = os.fspath(path)
     if any(c in text for c in "*?["):
         files = sorted(glob.glob(text, recursive=True))
@@ -216,32 +222,80 @@ def _files(path: str | os.PathLike[str], columns: Sequence[str] | None) -> Sourc
     _need("pyarrow.dataset", "arrow", "reading Parquet, CSV or JSON Lines files")
     fmt = str(formats.pop())
     # every file is opened first: one that cannot be read is named before anything is written
-    opened = [_open(f, fmt) for f in files]
+    lines = _Lines([] if skip_lines else None)
+    opened = [_open(f, fmt, lines) for f in files]
     first = opened[0].schema
     keep = list(first.names) if columns is None else _present(list(columns), first.names)
+    for name, dataset in zip(files, opened, strict=True):
+        _text(name, dataset.schema, keep, fmt)
     if fmt == "parquet":  # each file's schema is in its footer: checked up front too
         for name, dataset in zip(files[1:], opened[1:], strict=True):
             _same_columns(first, dataset.schema, keep, name, files[0])
     total = sum(d.count_rows() for d in opened) if fmt == "parquet" else None  # footers read
     where = files[0] if len(files) == 1 else f"{len(files)} files"
-    return Source(_numbered(_each_file(files, opened, keep, fmt), first.empty_table().select(keep)),
-                  total, f"{fmt} ({where})")
+    source = Source(_numbered(_each_file(files, opened, keep, fmt, lines),
+                              first.empty_table().select(keep)), total, f"{fmt} ({where})")
+    if lines.skipped is not None:
+        source.skipped = lines.skipped
+    return source
 
 
-def _open(name: str, fmt: str) -> Any:
+class _Lines:
+    """The CSV reader's handler of a line it cannot split into the file's columns: listed and
+    left out (``skipped`` given), or remembered and the read stopped, so that the error can
+    name the line (pyarrow's own names the text but not where it is)."""
+
+    def __init__(self, skipped: list[tuple[str, str]] | None) -> None:
+        self.skipped = skipped
+        self.name = ""
+        self.last: int | None = None
+
+    def __call__(self, row: Any) -> str:
+        self.last = row.number
+        if self.skipped is None:
+            return "error"
+        where = f"line {row.number:,}" if row.number is not None else "a line"
+        self.skipped.append((f"{Path(self.name).name} {where}",
+                             f"has {row.actual_columns} fields where the file has "
+                             f"{row.expected_columns} columns: {row.text[:80]!r}"))
+        return "skip"
+
+
+def _open(name: str, fmt: str, lines: _Lines) -> Any:
+    import pyarrow.csv as csv
     import pyarrow.dataset as ds
 
+    lines.name, lines.last = name, None
+    # the column types are read from the start of a CSV file: a line skipped there is skipped
+    # (and listed) again when the rows are read
+    skip = (lambda row: "skip") if lines.skipped is not None else lines
     try:
-        dataset = ds.dataset(name, format=fmt)
+        dataset = ds.dataset(name, format=ds.CsvFileFormat(
+            parse_options=csv.ParseOptions(invalid_row_handler=skip)) if fmt == "csv" else fmt)
         if fmt == "parquet":
             dataset.count_rows()  # its footer: a truncated or empty file fails here
         return dataset
     except Exception as exc:  # pyarrow says what is wrong with the file; qinb says which file
-        line = _bad_line(name) if fmt == "json" else None
+        line = lines.last if lines.last is not None else (
+            _bad_line(name, fmt) if fmt != "parquet" else None)
         raise ArgumentError(
             f"file {name!r} cannot be read as {fmt}{f' at line {line:,}' if line else ''} "
             f"({type(exc).__name__}: {exc}); nothing was written. Fix or remove the file and "
             "run the upsert again") from exc
+
+
+def _text(name: str, schema: Any, keep: Sequence[str], fmt: str) -> None:
+    """A CSV or JSON Lines file is UTF-8 text: pyarrow reads a column holding bytes that are
+    not as binary, which no check of a text column would explain."""
+    import pyarrow as pa
+
+    if fmt == "parquet" or not any(pa.types.is_binary(schema.field(c).type) for c in keep):
+        return
+    line = _bad_line(name, fmt)
+    raise ArgumentError(
+        f"file {name!r} is not UTF-8 text{f' at line {line:,}' if line else ''}: save it as "
+        "UTF-8 (iconv -f <its encoding> -t utf-8), or read it with pandas.read_csv(..., "
+        "encoding=) and upsert the frame; nothing was written")
 
 
 def _kind(arrow_type: Any) -> str:
@@ -276,8 +330,8 @@ def _same_columns(first: Any, schema: Any, keep: Sequence[str], name: str, first
                 "df[column].astype(str)), or upsert them apart")
 
 
-def _each_file(files: Sequence[str], opened: Sequence[Any], keep: list[str], fmt: str
-               ) -> Iterator[Any]:
+def _each_file(files: Sequence[str], opened: Sequence[Any], keep: list[str], fmt: str,
+               lines: _Lines) -> Iterator[Any]:
     """Each file's record batches in turn, cast to the first file's types; an error names the
     file and, for JSON Lines, the line."""
     import pyarrow as pa
@@ -287,14 +341,16 @@ def _each_file(files: Sequence[str], opened: Sequence[Any], keep: list[str], fmt
     for name, dataset in zip(files, opened, strict=True):
         _same_columns(target, dataset.schema, keep, name, files[0])
         rows = 0
-        batches = _batches(name, dataset, keep, fmt)
+        lines.name, lines.last = name, None
+        batches = _batches(name, dataset, keep, fmt, lines)
         while True:
             try:
                 batch = next(batches)
             except StopIteration:
                 break
             except Exception as exc:
-                line = _bad_line(name) if fmt == "json" else None
+                line = lines.last if lines.last is not None else (
+                    _bad_line(name, fmt) if fmt != "parquet" else None)
                 at = f" at line {line:,}" if line else f" past its row {rows:,}" if rows else ""
                 raise ArgumentError(f"file {name!r} could not be read{at} "
                                     f"({type(exc).__name__}: {exc})") from exc
@@ -312,7 +368,8 @@ def _each_file(files: Sequence[str], opened: Sequence[Any], keep: list[str], fmt
                     "types)") from exc
 
 
-def _batches(name: str, dataset: Any, keep: list[str], fmt: str) -> Iterator[Any]:
+def _batches(name: str, dataset: Any, keep: list[str], fmt: str, lines: _Lines
+             ) -> Iterator[Any]:
     """A file's record batches. A CSV or JSON Lines file is read by pyarrow's streaming reader
     on one thread, a block after another: how far a file with a bad line gets does not depend
     on read-ahead, and the blocks before it are written. (A generator: a file that fails as it
@@ -323,6 +380,7 @@ def _batches(name: str, dataset: Any, keep: list[str], fmt: str) -> Iterator[Any
         import pyarrow.csv as csv
 
         yield from csv.open_csv(name, read_options=csv.ReadOptions(use_threads=False),
+                                parse_options=csv.ParseOptions(invalid_row_handler=lines),
                                 convert_options=csv.ConvertOptions(include_columns=keep))
     else:
         import pyarrow.json as pjson
@@ -331,18 +389,19 @@ def _batches(name: str, dataset: Any, keep: list[str], fmt: str) -> Iterator[Any
         yield from (batch.select(keep) for batch in reader)
 
 
-def _bad_line(name: str) -> int | None:
-    """The number of the first line of a JSON Lines file that is not JSON (pyarrow counts rows
-    from the start of the block it read, not of the file)."""
+def _bad_line(name: str, fmt: str) -> int | None:
+    """The number of the first line of a file that is not UTF-8 text (or, in JSON Lines, not
+    JSON): pyarrow counts rows from the start of the block it read, not of the file."""
     import json
 
     with open(name, "rb") as f:
         for number, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    json.loads(line)
-                except ValueError:
-                    return number
+            try:
+                text = line.decode()
+                if fmt == "json" and text.strip():
+                    json.loads(text)
+            except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                return number
     return None
 
 

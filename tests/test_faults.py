@@ -288,6 +288,66 @@ def test_a_malformed_json_line_is_named_by_its_own_line_number(client, tmp_path)
     tally("a malformed JSON line", {"qinb": True})
 
 
+def csv_rows(path, rows: int, bad: int, line: bytes) -> None:
+    """A CSV file of ``rows`` rows (id, text) whose data row ``bad`` is the raw ``line``."""
+    body = [f"{i},row {i} about planets and bread\n".encode() for i in range(rows)]
+    body[bad] = line
+    path.write_bytes(b"id,text\n" + b"".join(body))
+
+
+def test_a_ragged_csv_line_is_a_failed_row_with_skip_and_named_by_its_line_without(
+        client, tmp_path):
+    path = tmp_path / "rows.csv"
+    csv_rows(path, 40, 6, b"6,a row,with,two commas too many\n")  # line 8: header, rows 0-5
+    store = qinb.connect(tmp_path / "store")
+    with pytest.raises(qinb.ArgumentError, match=r"rows\.csv' cannot be read as csv at line 8 "
+                                                 r".*nothing was written"):
+        qinb.upsert(str(path), "c", vectors=VECTORS, client=store, id_column="id",
+                    progress=False)
+    assert "c" not in qinb.collections(client=store)
+    report = qinb.upsert(str(path), "c", vectors=VECTORS, client=store, id_column="id",
+                         progress=False, errors="skip")
+    assert (report.rows, report.upserted, report.failed_rows) == (40, 39, 1)
+    assert report.failed.iloc[0]["row"] == "rows.csv line 8"
+    assert "has 4 fields where the file has 2 columns" in report.failed.iloc[0]["reason"]
+    assert 6 not in set(qinb.read("c", client=store).index) and store.count("c") == 39
+    # a line that cannot be read has no id: delete_missing deletes nothing, and says why
+    csv_rows(path, 30, 6, b"6,a row,with,two commas too many\n")
+    with pytest.warns(qinb.QinbWarning, match=r"delete_missing deleted nothing .*1 line"):
+        report = qinb.upsert(str(path), "c", vectors=VECTORS, client=store, id_column="id",
+                             progress=False, errors="skip", delete_missing=True)
+    assert report.deleted == 0 and store.count("c") == 39
+    # past the block the types are read from: the same line every run, the rows before written
+    csv_rows(path, 60_000, 50_000, b"50000,a row,with,commas\n")
+    said = []
+    for _ in range(2):  # the re-run writes nothing new: its rows are stored already
+        with pytest.raises(qinb.ArgumentError, match=r"rows\.csv' could not be read at line "
+                                                     r"50,002 .*?(\d+) points were written") as e:
+            qinb.upsert(str(path), "big", vectors={"bm25": qinb.Bm25("text", avg_len=8)},
+                        client=store, id_column="id", progress=False)
+        said.append(int(re.search(r"(\d+) points were written", str(e.value)).group(1)))
+    assert said[0] == store.count("big") > 0 and said[1] == 0
+    tally("a ragged CSV line", {"qinb": True})
+
+
+def test_a_csv_file_that_is_not_utf8_is_named_by_its_line(client, tmp_path):
+    path = tmp_path / "latin1.csv"
+    csv_rows(path, 40, 3, "3,caf\u00e9 au lait\n".encode("latin-1"))
+    with pytest.raises(qinb.ArgumentError, match=r"latin1\.csv' is not UTF-8 text at line 5"):
+        qinb.upsert(str(path), "c", vectors=VECTORS, client=client, id_column="id",
+                    progress=False, errors="skip")
+    assert "c" not in qinb.collections(client=client)
+    store = qinb.connect(tmp_path / "store")  # past the first block: the rows before are kept
+    csv_rows(path, 60_000, 50_000, "50000,caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(qinb.ArgumentError, match=r"latin1\.csv' could not be read at line "
+                                                 r"50,002 .*?(\d+) points were written") as e:
+        qinb.upsert(str(path), "c", vectors={"bm25": qinb.Bm25("text", avg_len=8)},
+                    client=store, id_column="id", progress=False)
+    written = int(re.search(r"(\d+) points were written", str(e.value)).group(1))
+    assert store.count("c") == written > 0
+    tally("a CSV file not in UTF-8", {"qinb": True})
+
+
 # --- clusters ----------------------------------------------------------------------------------
 
 def test_a_dask_cluster_lost_mid_upsert_is_a_cluster_error_saying_what_was_written(tmp_path):

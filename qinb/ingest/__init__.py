@@ -19,7 +19,7 @@ from qinb.errors import ArgumentError, warn
 from qinb.ingest import _dask
 from qinb.ingest.changes import stored_state
 from qinb.ingest.loop import CHUNK_ROWS, Job, Tally, discard_if_empty, row_failed, step
-from qinb.ingest.plan import Plan, SeenIds, fit, fitted, make_plan, refusal
+from qinb.ingest.plan import Plan, SeenIds, failed_frame, fit, fitted, make_plan, refusal
 from qinb.ingest.report import UpsertReport
 from qinb.ingest.writer import Writer
 from qinb.objects import Passages, check_vectors
@@ -146,6 +146,7 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
         _dask.check_ids(id_column)
     cluster = _dask.cluster() if _dask.is_dask(df) else None
     seen: SeenIds | None
+    source: Source | None = None
     with store.writer_lock(collection):
         if cluster is not None:
             seen = every = SeenIds()
@@ -154,7 +155,7 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
                                              progress, thumbnails, every)
         else:
             source = open_source(df, _columns(checked, id_column, payload),
-                                 by_position=id_column is None)
+                                 by_position=id_column is None, skip_lines=errors == "skip")
             # a pandas frame is refused whole before anything is made; a streamed source's
             # pieces are checked as they come, and a bad row is refused after the pieces
             # before it are written
@@ -168,7 +169,13 @@ def upsert(df: Any, collection: str, vectors: Mapping[str, Spec], *,
         # a source of no rows at all deletes nothing: an empty export is more often a
         # mistake than a wish to empty the collection (qinb.drop does that)
         if delete_missing and seen is not None and report.rows and not report.created:
-            report.deleted = _delete_missing(store, collection, seen)
+            if source is not None and source.skipped:
+                # a line that could not be read has no id: its point may be one still wanted
+                warn(f"delete_missing deleted nothing from {collection!r}: {len(source.skipped)} "
+                     "line(s) of the source could not be read, so their ids are unknown (see "
+                     "report.failed). Fix them and run the upsert again")
+            else:
+                report.deleted = _delete_missing(store, collection, seen)
         return report
 
 
@@ -214,6 +221,7 @@ def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str
     embedder = Embedder(progress=progress and source.whole and len(first.valid) <= CHUNK_ROWS)
     writer = Writer(store, collection, batch_size=batch_size,
                     total=len(first.valid) if source.whole else source.total, progress=progress)
+    taken = 0  # of source.skipped, the lines already in the tally
     try:
         with writer:
             for plan in _pieces(first, plans, writer):
@@ -223,6 +231,7 @@ def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str
                 tally.checked(len(plan.df), len(plan.valid), plan.failed)
                 if not source.whole:
                     writer.skip(len(plan.df) - len(plan.valid))
+                    taken = _skipped_lines(source, taken, tally, writer)
                 for rows in plan.chunks(specs, CHUNK_ROWS):
                     stored = {} if created else stored_state(store, collection,
                                                              [r.id for r in rows])
@@ -232,6 +241,7 @@ def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str
                         raise row_failed(done.failed, writer.written)
                     writer.put(done.upserts, done.updates, done.rows)
                     tally.add(done)
+            _skipped_lines(source, taken, tally, writer)  # past the last piece's rows
     except KeyboardInterrupt:
         discard_if_empty(store, collection, created, writer.written)
         raise KeyboardInterrupt(
@@ -242,6 +252,16 @@ def _upsert(store: Store, source: Source, plans: Iterator[Plan], collection: str
         discard_if_empty(store, collection, created, writer.written)
         raise
     return tally.close(store, writer.written, progress)
+
+
+def _skipped_lines(source: Source, taken: int, tally: Tally, writer: Writer) -> int:
+    """The lines the source's reader skipped since ``taken`` into the tally, as failed rows
+    labelled by file and line; how many are in it now."""
+    lines = source.skipped[taken:]
+    if lines:
+        tally.checked(len(lines), 0, failed_frame([(label, "", why) for label, why in lines]))
+        writer.skip(len(lines))
+    return taken + len(lines)
 
 
 def _pieces(first: Plan, plans: Iterator[Plan], writer: Writer) -> Iterator[Plan]:
