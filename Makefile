@@ -36,5 +36,7 @@ lint: install
 	$(BIN)/ruff check qinb tests bench
 	$(BIN)/mypy
 
+# a test file to a worker, on every core: a file's tests share one process (test_faults'
+# tally, module fixtures); `pytest tests/test_x.py` alone runs in one process as usual
 test: install models lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
