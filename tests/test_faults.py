@@ -63,7 +63,7 @@ CHILD = """
 import json, random, sys
 import pandas as pd
 import qinb
-rows, store = int(sys.argv[1]), qinb.connect(sys.argv[2])
+rows, store = int(sys.argv[1]), qinb.connect(sys.argv[2], engine=sys.argv[3])
 rng = random.Random(5)  # text that does not compress: the engine compresses payloads
 df = pd.DataFrame({"text": [f"row {i} " + " ".join("".join(rng.choices("abcdefghij", k=9))
                                                    for _ in range(700)) for i in range(rows)]})
@@ -101,38 +101,41 @@ def remount(at, options: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{options}", str(at)], check=True)
 
 
-def child(rows: int, store) -> dict:
+def child(rows: int, store, engine: str = "edge") -> dict:
     """An upsert in a process of its own: a crash (SIGBUS on a full disk) is an exit code here,
     not the end of the test run."""
-    done = subprocess.run([sys.executable, "-c", CHILD, str(rows), str(store)],
+    done = subprocess.run([sys.executable, "-c", CHILD, str(rows), str(store), engine],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"the upsert crashed (exit {done.returncode}): {done.stderr[-2000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_a_full_disk_stops_an_upsert_with_an_error_and_a_re_run_completes(disk):
+@pytest.mark.parametrize("engine", ["edge", "local"])
+def test_a_full_disk_stops_an_upsert_with_an_error_and_a_re_run_completes(disk, engine):
     store = disk / "store"
-    first = child(3000, store)  # 3,000 rows of 7 kB: more than the disk holds, as written
+    first = child(3000, store, engine)  # 3,000 rows of 7 kB: more than the disk holds, as written
     assert first.get("qinb") and first["error"] == "StoreError", first
     assert str(disk) in first["message"] and "free" in first["message"]
     found = re.search(r"stopped after (\d+) of 3000 points", first["message"])
     assert found, first
     written = int(found.group(1))
     assert first["count"] == written > 0  # what it said it wrote is there, whole
-    tally("disk full mid-upsert", first)
+    tally(f"disk full mid-upsert ({engine})", first)
     remount(disk, "size=200m")
-    again = child(3000, store)
+    again = child(3000, store, engine)
     assert "error" not in again and again["count"] == 3000
     assert again["upserted"] == 3000 - written  # nothing lost, nothing written twice
 
 
-def test_a_nearly_full_disk_refuses_to_create_a_collection_and_leaves_none(disk):
+@pytest.mark.parametrize("engine", ["edge", "local"])
+def test_a_nearly_full_disk_refuses_to_create_a_collection_and_leaves_none(disk, engine):
+    (disk / "store").mkdir()
     with open(disk / "ballast", "wb") as f:
         f.write(b"\0" * (42 * 2**20))
-    got = child(10, disk / "store")
+    got = child(10, disk / "store", engine)
     assert got.get("qinb") and "creating collection 'c' needs about" in got["message"], got
     assert got["count"] == 0 and "count_error" not in got
-    tally("disk nearly full at create", got)
+    tally(f"disk nearly full at create ({engine})", got)
 
 
 def test_a_read_only_store_says_so_for_every_call_and_still_lists(disk, corpus):
@@ -202,6 +205,47 @@ def test_a_damaged_collection_is_a_collection_error_that_says_what_to_do(kind, t
     report = corpus.qdrant.upsert("c", vectors=VECTORS, client=store, progress=False)
     assert report.upserted == store.count("c") == len(corpus)
     tally(f"damaged: {kind}", {"qinb": True})
+
+
+
+def local_calls(path, corpus) -> dict:
+    """Every call a local-mode store at ``path`` gets, each opening it (a failed opening is
+    not kept, so each tries again)."""
+    def open_():
+        return qinb.connect(path, engine="local")
+    return {"connect": open_,
+            "count": lambda: open_().count("c"),
+            "search": lambda: qinb.search("c", "red planet", client=open_()),
+            "read": lambda: qinb.read("c", client=open_(), progress=False),
+            "upsert": lambda: corpus.qdrant.upsert("c", vectors=VECTORS, client=open_(),
+                                                   progress=False)}
+
+
+def test_a_read_only_local_mode_store_says_why_it_cannot_open(disk, corpus):
+    store = qinb.connect(disk / "store", engine="local")
+    corpus.qdrant.upsert("c", vectors=VECTORS, client=store, progress=False)
+    store.close()
+    remount(disk, "ro")
+    for name, call in local_calls(disk / "store", corpus).items():
+        with pytest.raises(qinb.StoreError, match=r"lock file .* Read-only file system") as err:
+            call()
+        assert str(disk / "store") in str(err.value) and "cp -r" in str(err.value), name
+        tally(f"read-only local-mode store: {name}", {"qinb": True})
+
+
+@pytest.mark.parametrize("kind", ["garbled meta.json", "garbled storage.sqlite"])
+def test_a_damaged_local_mode_store_is_a_collection_error(kind, tmp_path, corpus):
+    store = qinb.connect(tmp_path / "store", engine="local")
+    corpus.qdrant.upsert("c", vectors=VECTORS, client=store, progress=False)
+    store.close()
+    hit = (tmp_path / "store" / "meta.json" if "meta" in kind
+           else tmp_path / "store" / "collection" / "c" / "storage.sqlite")
+    hit.write_bytes(b"{garbage" * 500)
+    for name, call in local_calls(tmp_path / "store", corpus).items():
+        with pytest.raises(qinb.CollectionError, match="files look damaged") as err:
+            call()
+        assert str(tmp_path / "store") in str(err.value), name
+    tally(f"damaged local-mode store: {kind}", {"qinb": True})
 
 
 # --- cells and files ---------------------------------------------------------------------------

@@ -11,10 +11,11 @@ from typing import Any, Literal
 
 from qdrant_client import QdrantClient
 
-from qinb.errors import ArgumentError, StoreLockedError
+from qinb.errors import ArgumentError, CollectionError, QinbError, StoreError, StoreLockedError
 from qinb.store.base import Store
 from qinb.store.client import ClientStore
 from qinb.store.edge import EdgeStore
+from qinb.store.faults import disk_fault, disk_kind
 
 __all__ = ["as_store", "close_all", "connect", "default_path"]
 
@@ -78,7 +79,12 @@ def connect(path: str | os.PathLike[str] | None = None, *, url: str | None = Non
     if str(path) == ":memory:":
         return ClientStore(QdrantClient(location=":memory:", **kwargs), where=":memory:")
     where = Path(path).expanduser() if path is not None else default_path()
-    where.mkdir(parents=True, exist_ok=True)
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise disk_fault(exc, where, f"making the store folder {where}") or ArgumentError(
+            f"cannot make the store folder {where} ({type(exc).__name__}: {exc}): pass a "
+            "path= that is a folder, or one that can be made") from exc
     key = str(where.resolve())
     chosen = engine or ("local" if _is_local_mode_store(where) else "edge")
     with _lock:
@@ -95,12 +101,31 @@ def _local(path: str, **kwargs: Any) -> Store:
         return ClientStore(QdrantClient(path=path, **kwargs), where=path)
     except RuntimeError as exc:
         if "already accessed" not in str(exc):
-            raise
+            raise _local_fault(path, exc) from exc
         raise StoreLockedError(
             f"the local-mode store at {path} is open in another process (another notebook "
             "kernel or script). Close that kernel or call .close() on its store there, use "
             "another path, or the default engine (Qdrant Edge), which notebooks can share"
         ) from None
+    except Exception as exc:
+        raise _local_fault(path, exc) from exc
+
+
+def _local_fault(path: str, exc: Exception) -> QinbError:
+    """Why local mode could not open the store at ``path``: its disk, else damaged files."""
+    detail = f"{type(exc).__name__}: {exc}"
+    if disk_kind(exc) in ("read-only", "permission"):
+        # read-only or no permission: local mode locks a file in the folder to open it at all
+        return StoreError(
+            f"the local-mode store at {path} cannot be opened: qdrant-client's local mode "
+            f"writes a lock file in its folder even to search or read it ({detail}). Copy the "
+            "store to a folder you can write (cp -r) and connect to the copy, or mount it "
+            "read-write")
+    found = disk_fault(exc, Path(path), f"opening the local-mode store at {path}")
+    return found or CollectionError(
+        f"the local-mode store at {path} cannot be opened: its files look damaged ({detail}). "
+        "Restore the folder from a copy if there is one; otherwise move it away and upsert "
+        "the tables again")
 
 
 def as_store(client: Store | QdrantClient | None) -> Store:

@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -31,6 +32,7 @@ from qinb.store.base import (
     vector_selector,
 )
 from qinb.store.edge import HNSW_EF, OVERSAMPLING
+from qinb.store.faults import MARGIN, disk_fault, ensure_space, point_bytes
 
 INDEXING_THRESHOLD_KB = 20_000  # Qdrant's default: segments past it get their graph
 
@@ -207,6 +209,10 @@ class ClientStore(Store):
         # a server is, and takes calls from several threads at once
         self._lock: Any = threading.RLock() if self._local() else contextlib.nullcontext()
         self.closed = False
+        # local mode on a path writes to this disk: its faults are named and checked for
+        location = getattr(getattr(client, "_client", None), "location", None)
+        self.disk = (Path(location) if self._local() and location and location != ":memory:"
+                     else None)
 
     def _local(self) -> bool:
         from qdrant_client.local.qdrant_local import QdrantLocal
@@ -218,6 +224,11 @@ class ClientStore(Store):
         import httpx
         from qdrant_client.http.exceptions import ResponseHandlingException
 
+        if self.disk is not None:
+            found = disk_fault(exc, self.disk, what)
+            if found is not None:
+                # local mode writes point by point: part of the failed request may be stored
+                return StoreError(str(found), uncertain=write)
         source = exc.source if isinstance(exc, ResponseHandlingException) else exc
         lost = write and isinstance(source, httpx.TimeoutException)
         # a cluster may apply a write and then answer 500 (a timeout waiting for replication)
@@ -252,6 +263,8 @@ class ClientStore(Store):
     def create(self, collection: str, dense: Mapping[str, int], sparse: Sequence[str],
                metadata: Mapping[str, Any], multi: Sequence[str] = (),
                storage: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        if self.disk is not None:
+            ensure_space(self.disk, MARGIN, f"creating collection {collection!r}")
         self.client.create_collection(
             collection,
             vectors_config={n: models.VectorParams(**_dense_config(s, n in multi, (storage or {}).get(n)))
@@ -299,10 +312,18 @@ class ClientStore(Store):
 
     @_guarded("writing points to collection {0!r}", write=True)
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
+        self._room(collection, points)
         self.client.upsert(collection, wait=True, points=[
             models.PointStruct(id=p.id, payload=p.payload,
                                vector={n: _wire(v) for n, v in p.vectors.items()})
             for p in points])
+
+    def _room(self, collection: str, points: Sequence[Point]) -> None:
+        """Local mode: refuse a write its disk has no room for (a server checks its own)."""
+        if self.disk is not None:
+            ensure_space(self.disk, point_bytes([v for p in points for v in p.vectors.values()],
+                                                [p.payload for p in points]),
+                         f"writing {len(points)} points to collection {collection!r}")
 
     @_guarded("deleting points of collection {0!r}", write=True)
     def delete_points(self, collection: str, ids: Sequence[PointId]) -> None:
@@ -311,6 +332,7 @@ class ClientStore(Store):
 
     @_guarded("updating points of collection {0!r}", write=True)
     def update(self, collection: str, points: Sequence[Point]) -> None:
+        self._room(collection, points)
         with_vectors = [p for p in points if p.vectors]
         if with_vectors:
             self.client.update_vectors(collection, wait=True, points=[

@@ -16,22 +16,24 @@ import numpy as np
 
 from qinb.errors import CollectionError, QinbError, StoreError
 
-__all__ = ["MARGIN", "disk_fault", "ensure_space", "fault", "point_bytes", "used_bytes"]
+__all__ = ["MARGIN", "disk_fault", "disk_kind", "ensure_space", "fault", "point_bytes", "used_bytes"]
 
 MARGIN = 8 * 2**20  # bytes kept free beyond a write's needs: the engine's files grow by pages
 WRITE_FACTOR = 3  # a point goes to the write-ahead log and to its segment, with room to spare
 
-_SIGNS = {  # what the OS says, or the engine in its own text ("os error 28")
-    "full": (errno.ENOSPC, "No space left on device", "os error 28"),
-    "read-only": (errno.EROFS, "Read-only file system", "os error 30"),
-    "permission": (errno.EACCES, "Permission denied", "os error 13"),
+_SIGNS: dict[str, tuple[int, tuple[str, ...]]] = {  # the OS's errno, or words in the engine's
+    # own text ("os error 28") and sqlite's (local mode, the embedding cache)
+    "full": (errno.ENOSPC, ("No space left on device", "os error 28", "database or disk is full")),
+    "read-only": (errno.EROFS, ("Read-only file system", "os error 30")),
+    "permission": (errno.EACCES, ("Permission denied", "os error 13")),
 }
 
 
-def _kind(exc: BaseException) -> str | None:
+def disk_kind(exc: BaseException) -> str | None:
+    """"full", "read-only" or "permission" when the disk caused ``exc``, else None."""
     code = exc.errno if isinstance(exc, OSError) else None
     text = str(exc)
-    for kind, (number, *words) in _SIGNS.items():
+    for kind, (number, words) in _SIGNS.items():
         if code == number or any(w in text for w in words):
             return kind
     if code == errno.EPERM:
@@ -56,7 +58,7 @@ def disk_fault(exc: BaseException, path: Path, doing: str) -> QinbError | None:
     """The error for ``exc`` raised at ``path`` while ``doing`` (a phrase: "opening collection
     'c'") when the disk is the cause (full, read-only, no permission), else None."""
     detail = f"{type(exc).__name__}: {exc}"
-    kind = _kind(exc)
+    kind = disk_kind(exc)
     if kind == "full":
         return StoreError(
             f"{doing} failed: the disk of {path} is full ({_mb(_free(path) or 0)} free). What "
