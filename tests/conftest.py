@@ -33,6 +33,17 @@ def private_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     return path
 
 
+@pytest.fixture(scope="session")
+def warm_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One embedding cache for the tests that run the shipped notebooks and the demo on the
+    python topics (each a minute of MiniLM cold, seconds warm): shared by every test of the
+    run and by its xdist workers. Vectors from the cache equal the model's (test_integrity);
+    the tests of what is embedded, and how often, keep their own stores and caches."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return str(shared / "warm-embedding-cache")
+
+
 @pytest.fixture(params=["edge", "local"])
 def client(request: pytest.FixtureRequest, tmp_path: Path):
     """A fresh store on each engine: Qdrant Edge (the embedded default) and qdrant-client's

@@ -23,12 +23,12 @@ ALL_RAN = ("[...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, warm_cache):
     require_chromium()
     root = tmp_path_factory.mktemp("make-lab")
     for name in SHIPPED:
         shutil.copy(NOTEBOOKS / f"{name}.ipynb", root)
-    with running_lab(root) as (base, token):
+    with running_lab(root, QINB_CACHE=warm_cache) as (base, token):
         yield base, token, root
 
 

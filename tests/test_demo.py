@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 
-def test_demo_prints_dense_bm25_and_hybrid_hits(tmp_path):
-    env = {**os.environ, "QINB_STORE": str(tmp_path / "store")}
+def test_demo_prints_dense_bm25_and_hybrid_hits(tmp_path, warm_cache):
+    env = {**os.environ, "QINB_STORE": str(tmp_path / "store"), "QINB_CACHE": warm_cache}
     run = [sys.executable, "-m", "qinb.cli", "demo", "--quiet"]
     first = subprocess.run(run, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr

@@ -40,7 +40,7 @@ def test_committed_notebooks_carry_no_outputs_and_a_kernelspec(name):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(tmp_path_factory, warm_cache):
     """`qinb demo` with the notebooks, on its own embedded store, without a Qdrant server.
     It runs from a copy of notebooks/ where a Lab session saved outputs into one notebook and
     a user saved a notebook of their own: the demo runs the shipped five, from clean copies."""
@@ -52,7 +52,7 @@ def demo(tmp_path_factory):
     (shipped / "01-quickstart.ipynb").write_text(json.dumps(saved))
     (shipped / "mine.ipynb").write_text("not a notebook")  # would fail if it were run
     env = {k: v for k, v in os.environ.items() if k not in ("QDRANT_URL", "QDRANT_API_KEY")}
-    env["QINB_STORE"] = str(root / "store")
+    env.update(QINB_STORE=str(root / "store"), QINB_CACHE=warm_cache)
     run = subprocess.run(
         [sys.executable, "-m", "qinb.cli", "demo", "--quiet", "--notebooks", str(shipped),
          "--reports", str(root / "reports")],
@@ -151,11 +151,11 @@ def test_cloud_notebook_stops_cleanly_without_a_server(demo):
     assert "connected to" not in text
 
 
-def test_two_shipped_notebooks_run_side_by_side_on_one_store(tmp_path):
+def test_two_shipped_notebooks_run_side_by_side_on_one_store(tmp_path, warm_cache):
     """01 and 03 executed at the same time, in two kernels, on one embedded store (as two
     notebooks open in one JupyterLab): neither fails on the other's hold on the store."""
     env = {k: v for k, v in os.environ.items() if k not in ("QDRANT_URL", "QDRANT_API_KEY")}
-    env["QINB_STORE"] = str(tmp_path / "store")
+    env.update(QINB_STORE=str(tmp_path / "store"), QINB_CACHE=warm_cache)
     runs = []
     for name in ("01-quickstart", "03-hybrid-and-filters"):
         copy = tmp_path / f"{name}.ipynb"  # executed from a copy: the shipped file stays clean

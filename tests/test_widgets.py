@@ -343,8 +343,10 @@ def test_one_rule_picks_the_columns_of_a_hit_card_for_the_widget_and_plot_hits(c
     assert "topic" in card and hits.iloc[0]["topic"] in card
 
 
-def test_a_nonsense_query_is_called_weak_and_a_real_question_is_not(tmp_path):
+def test_a_nonsense_query_is_called_weak_and_a_real_question_is_not(tmp_path, warm_cache,
+                                                                     monkeypatch):
     # issue 18, item 1: "xqzv blorf wug" showed ten cards like any good query
+    monkeypatch.setenv("QINB_CACHE", warm_cache)
     client = qinb.connect(tmp_path / "store")
     df = qinb.datasets.python_topics()
     df.qdrant.upsert("py", vectors={"text": qinb.Text("text", chunk_size=256, chunk_overlap=32),
