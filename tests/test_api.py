@@ -45,6 +45,32 @@ def test_every_accessor_method_has_a_plain_function_twin():
         assert callable(getattr(accessor, name)) and callable(getattr(qinb, name))
 
 
+def test_accessor_methods_show_the_parameters_of_their_twins():
+    # df.qdrant.upsert? and Shift-Tab showed (collection, **kwargs)
+    accessor = pd.DataFrame().qdrant
+    for name in ("upsert", "search", "to_points", "widget"):
+        shown = inspect.signature(getattr(accessor, name)).parameters
+        twin = [p for p in inspect.signature(getattr(qinb, name)).parameters if p != "df"]
+        assert list(shown) == twin, name
+        assert "kwargs" not in shown
+    assert qinb.upsert.__doc__.split("\n")[0] in accessor.upsert.__doc__
+    assert "delete_missing" in accessor.upsert.__doc__
+
+
+def test_all_extra_installs_every_optional_feature():
+    from pathlib import Path
+
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    extras = project["project"]["optional-dependencies"]
+    (every,) = extras["all"]
+    named = set(every.split("[")[1].rstrip("]").split(","))
+    assert named == set(extras) - {"all", "test", "notebooks"}
+    # df.qdrant on Dask frames registers through wrapt: a dependency of qinb itself
+    assert any(d.startswith("wrapt") for d in project["project"]["dependencies"])
+
+
 def test_accessor_keeps_no_state():
     df = pd.DataFrame({"text": ["a"]})
     assert vars(df.qdrant).keys() == {"_df"}
