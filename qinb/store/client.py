@@ -32,7 +32,7 @@ from qinb.store.base import (
     vector_selector,
 )
 from qinb.store.edge import HNSW_EF, OVERSAMPLING
-from qinb.store.faults import MARGIN, disk_fault, ensure_space, point_bytes
+from qinb.store.faults import MARGIN, disk_fault, ensure_room, ensure_space
 
 INDEXING_THRESHOLD_KB = 20_000  # Qdrant's default: segments past it get their graph
 
@@ -312,18 +312,12 @@ class ClientStore(Store):
 
     @_guarded("writing points to collection {0!r}", write=True)
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
-        self._room(collection, points)
+        if self.disk is not None:  # local mode: a server checks its own disk
+            ensure_room(self.disk, collection, points)
         self.client.upsert(collection, wait=True, points=[
             models.PointStruct(id=p.id, payload=p.payload,
                                vector={n: _wire(v) for n, v in p.vectors.items()})
             for p in points])
-
-    def _room(self, collection: str, points: Sequence[Point]) -> None:
-        """Local mode: refuse a write its disk has no room for (a server checks its own)."""
-        if self.disk is not None:
-            ensure_space(self.disk, point_bytes([v for p in points for v in p.vectors.values()],
-                                                [p.payload for p in points]),
-                         f"writing {len(points)} points to collection {collection!r}")
 
     @_guarded("deleting points of collection {0!r}", write=True)
     def delete_points(self, collection: str, ids: Sequence[PointId]) -> None:
@@ -332,7 +326,8 @@ class ClientStore(Store):
 
     @_guarded("updating points of collection {0!r}", write=True)
     def update(self, collection: str, points: Sequence[Point]) -> None:
-        self._room(collection, points)
+        if self.disk is not None:  # local mode: a server checks its own disk
+            ensure_room(self.disk, collection, points)
         with_vectors = [p for p in points if p.vectors]
         if with_vectors:
             self.client.update_vectors(collection, wait=True, points=[

@@ -40,7 +40,7 @@ from qinb.store.base import (
 )
 from qinb.store.edge_filter import edge_filter, index_types
 from qinb.store.edge_handle import Handle, write_json
-from qinb.store.faults import MARGIN, disk_fault, ensure_space, fault, point_bytes, used_bytes
+from qinb.store.faults import MARGIN, disk_fault, ensure_room, ensure_space, fault, used_bytes
 
 __all__ = ["EdgeStore"]
 
@@ -365,17 +365,10 @@ class EdgeStore(Store):
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
         import qdrant_edge as E
 
-        self._room(collection, points)
+        ensure_room(self.path, collection, points)
         made = edge_points(points)
         with self._shard(collection) as shard:
             shard.update(E.UpdateOperation.upsert_points(made))
-
-    def _room(self, collection: str, points: Sequence[Point]) -> None:
-        """Refuse a write the disk has no room for, before the engine meets the full disk."""
-        needed = point_bytes([v for p in points for v in p.vectors.values()],
-                             [p.payload for p in points])
-        ensure_space(self.path, needed, f"writing {len(points)} points to collection "
-                                        f"{collection!r}")
 
     def delete_points(self, collection: str, ids: Sequence[PointId]) -> None:
         import qdrant_edge as E
@@ -386,7 +379,7 @@ class EdgeStore(Store):
     def update(self, collection: str, points: Sequence[Point]) -> None:
         import qdrant_edge as E
 
-        self._room(collection, points)
+        ensure_room(self.path, collection, points)
         with self._shard(collection) as shard:
             with_vectors = [E.PointVectors(p.id, {n: _to_edge(v) for n, v in p.vectors.items()})
                             for p in points if p.vectors]

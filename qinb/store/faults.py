@@ -11,12 +11,14 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from qinb.errors import CollectionError, QinbError, StoreError
 
-__all__ = ["MARGIN", "disk_fault", "disk_kind", "ensure_space", "fault", "point_bytes", "used_bytes"]
+__all__ = ["MARGIN", "disk_fault", "disk_kind", "ensure_room", "ensure_space", "fault", "point_bytes",
+           "used_bytes"]
 
 MARGIN = 8 * 2**20  # bytes kept free beyond a write's needs: the engine's files grow by pages
 WRITE_FACTOR = 3  # a point goes to the write-ahead log and to its segment, with room to spare
@@ -103,6 +105,14 @@ def ensure_space(path: Path, needed: int, doing: str) -> None:
             f"{doing} needs about {_mb(needed + MARGIN)} free on the disk of {path}, which has "
             f"{_mb(free)}: it was not started, and what was written before is kept. Free some "
             "space, or move the store with qinb.connect(path=...), and run it again")
+
+
+def ensure_room(path: Path, collection: str, points: Sequence[Any]) -> None:
+    """Refuse writing ``points`` (each with ``.vectors`` and ``.payload``) to ``collection``
+    when the disk of ``path`` has no room for them, before the engine meets the full disk."""
+    needed = point_bytes([v for p in points for v in p.vectors.values()],
+                         [p.payload for p in points])
+    ensure_space(path, needed, f"writing {len(points)} points to collection {collection!r}")
 
 
 def point_bytes(vectors: Sequence[object], payloads: Sequence[object]) -> int:
