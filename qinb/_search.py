@@ -3,7 +3,7 @@ vector's own score and, for chunked vectors, the passage that matched."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -13,14 +13,15 @@ from qdrant_client import QdrantClient, models
 from qinb.errors import QueryError, warn
 from qinb.query import (
     FUSIONS,
+    example_queries,
     is_image_query,
-    like_id,
     nearest,
     probes,
     resolve_queries,
     to_filter,
     vector_names,
 )
+from qinb.selection import selection
 from qinb.spec import Bm25, Image, Spec, Text
 from qinb.store import (
     PASSAGES_KEY,
@@ -48,7 +49,8 @@ PASSAGE_COLUMNS = ("passage", "passage_score")  # the best passage of a chunked 
 def search(collection: str, query: Any = None, *,
            using: str | Sequence[str] | None = None, limit: int = 10,
            filter: models.Filter | Mapping[str, Any] | None = None,
-           fusion: Literal["rrf", "dbsf"] = "rrf", like: Hashable | None = None,
+           fusion: Literal["rrf", "dbsf"] = "rrf", like: Any = None, unlike: Any = None,
+           diverse: float | None = None, group_by: str | None = None, group_size: int = 1,
            client: Store | QdrantClient | None = None, df: pd.DataFrame | None = None,
            secrets: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Search a collection written by qinb; hits come back as a DataFrame.
@@ -67,8 +69,22 @@ def search(collection: str, query: Any = None, *,
         ``{"category": "shoes", "price": {"lt": 50}}``: values match, lists match any,
         dicts are ranges.
     fusion : {"rrf", "dbsf"}
-    like : row label or point id, optional
-        "More like this": the stored vectors of that point, instead of ``query``.
+    like : row label or point id, or a list of them, optional
+        "More like these": instead of ``query``, the mean of these rows' stored vectors (one
+        row: its own vectors). The rows themselves are no hits. A tuple is one label.
+    unlike : row label(s), optional
+        With ``like=``: rows to move away from, as Qdrant's recommend does with its
+        average-vector strategy (``2 * mean(like) - mean(unlike)``).
+    diverse : float, optional
+        0.0 (the plain ranking) to 1.0: pick the hits among the first candidates by maximal
+        marginal relevance (Qdrant's MMR formula), each next hit relevant and unlike the hits
+        already picked, by the cosine of their dense vectors. ``0.5`` is a good start.
+    group_by : str, optional
+        A payload field: the best ``group_size`` hits of each of the first ``limit`` groups
+        (one hit per author, per document), best group first; a ``group`` column says which.
+        Points without the field are left out; a list value puts a point in each of its
+        values' groups (shown once).
+    group_size : int
     client : store or QdrantClient, optional
         Default: the embedded store of :func:`qinb.connect`.
     df : DataFrame, optional
@@ -86,45 +102,39 @@ def search(collection: str, query: Any = None, *,
     Examples
     --------
     >>> qinb.search("docs", "planets of the solar system", using=["text", "bm25"], limit=5)
+    >>> qinb.search("docs", "planets", diverse=0.5)  # hits unlike each other
+    >>> qinb.search("docs", "planets", group_by="author")  # the best hit of each author
+    >>> qinb.search("docs", like=["doc03", "doc07"], unlike=["doc11"])
     """
     store = as_store(client)
     specs, _ = saved_specs(store, collection, secrets)
     if using is None and query is not None and is_image_query(query):
         using = [n for n, s in specs.items() if isinstance(s, Image)] or list(specs)
     names = vector_names(specs, using, collection)
-    if (query is None) == (like is None):
-        raise QueryError("pass either a query or like= (a row label or point id), exactly one")
+    if (query is None) == (like is None and unlike is None):
+        raise QueryError("pass either a query or like= (row labels or point ids), exactly one")
     if fusion not in FUSIONS:
         raise QueryError(f"fusion must be 'rrf' or 'dbsf', not {fusion!r}")
     if limit < 1:
         raise QueryError(f"limit must be at least 1, not {limit}")
     flt = to_filter(filter)
-    if like is not None:
-        target = like_id(like)
-        found = store.retrieve(collection, [target], payload=False, vectors=names)
-        if not found:
-            if target == like:
-                raise QueryError(f"like={like!r}: no point with id {like!r} in {collection!r}")
-            what = ("the DataFrame's row labelled {0!r} was not stored in {1!r}"
-                    if df is not None and like in df.index else
-                    "no row labelled {0!r} is in {1!r}").format(like, collection)
-            raise QueryError(
-                f"like={like!r}: {what} (the point id it maps to, {target!r}, is absent); pass "
-                "the label of a row that was upserted"
-                + ("" if df is not None else ", and df= to look labels up in your frame"))
-        # the point itself is not a hit of "more like this"
-        itself = models.HasIdCondition(has_id=[target])
+    chosen = selection(specs, names, collection, diverse=diverse, group_by=group_by,
+                       group_size=group_size)
+    if like is not None or unlike is not None:
+        queries, examples = example_queries(store, collection, names, like, unlike, df)
+        # the examples themselves are no hits of "more like these"
+        itself = models.HasIdCondition(has_id=list[models.ExtendedPointId](examples))
         flt = models.Filter(must=[flt] if flt else None, must_not=[itself])
-        queries: dict[str, Any] = {n: found[0].vectors[n] for n in names if n in found[0].vectors}
-        if not queries:
-            raise QueryError(f"like={like!r}: the point has none of the vectors {names}")
     else:
         queries = resolve_queries(specs, names, query, store.cloud)
     asked = probes(specs, queries)
-    hits = nearest(store, collection, asked, limit=limit, filter=flt, fusion=fusion)
+    hits = nearest(store, collection, asked, limit=limit, filter=flt, fusion=fusion,
+                   chosen=chosen)
     if not hits and filter is not None:
         _explain_empty(store, collection, to_filter(filter))
     frame = hits_frame(hits, df, _vector_scores(store, collection, asked, hits))
+    if group_by is not None:
+        frame.insert(3, "group", [h.group for h in hits])
     frame = _with_passages(frame, store, collection, specs, asked, hits)
     # which columns hold the text the vectors were made from (and the images'), for the cards
     # of the widget and of plot_hits (cards.hit_columns)

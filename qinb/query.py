@@ -18,17 +18,19 @@ from qinb.errors import QueryError, warn
 from qinb.images import ImageCellError, is_pil, load
 from qinb.objects import MAX_POINT_ID, cell_item, point_id
 from qinb.payload import check_text
+from qinb.selection import Selection, select
 from qinb.spec import Bm25, Image, Spec, Text, missing_secrets
 from qinb.store import Hit, Probe, Store, as_store, saved_specs
 
-__all__ = ["DEPTH", "FUSIONS", "is_image_query", "like_id", "nearest", "probes", "query_vector",
-           "resolve_queries", "to_filter", "vector_names"]
+__all__ = ["DEPTH", "FUSIONS", "example_queries", "is_image_query", "like_id", "nearest", "probes",
+           "query_vector", "resolve_queries", "to_filter", "vector_names"]
 
 RANGE_KEYS = {"gt", "gte", "lt", "lte"}
 FUSIONS = ("rrf", "dbsf")
 # candidates each vector of a fused query fetches: fixed, so that the first k hits do not
 # change with how many are asked for (up to DEPTH)
 DEPTH = 100
+PLAIN = Selection()
 TIE_MARGIN = 10  # candidates past the cut a single-vector query fetches, to see a tie there whole
 
 
@@ -174,6 +176,77 @@ def like_id(like: Hashable) -> int | str:
     return found
 
 
+def _examples(value: Any, name: str) -> list[Hashable]:
+    """The row labels of like= or unlike=: a list (or set) of labels, or one label (a tuple is
+    one label: MultiIndex rows are labelled by tuples)."""
+    if value is None:
+        return []
+    labels = list(value) if isinstance(value, (list, set, frozenset, range)) else [value]
+    if not labels:
+        raise QueryError(f"{name}= is empty: name at least one row")
+    return labels
+
+
+def example_queries(store: Store, collection: str, names: Sequence[str], like: Any,
+                    unlike: Any, df: Any = None) -> tuple[dict[str, Any], list[int | str]]:
+    """Per vector name, the query of "more like these, less like those", made of the stored
+    vectors of the example rows as Qdrant's recommend does with its average-vector strategy:
+    the mean of the liked rows, moved away from the mean of the disliked ones (``2 * like -
+    unlike``; only the mean where nothing is disliked, so one liked row is its own vector). A
+    chunked vector's query is the liked rows' passages, or their mean moved away as above;
+    BM25's keeps the words left with weight. Also the ids of every example, which are no hit."""
+    liked, disliked = _examples(like, "like"), _examples(unlike, "unlike")
+    if not liked:
+        raise QueryError("unlike= needs like= too: the rows to look for, then those to avoid")
+    targets = {label: like_id(label) for label in liked + disliked}
+    found = {r.id: r for r in store.retrieve(collection, list(dict.fromkeys(targets.values())),
+                                             payload=False, vectors=list(names))}
+    for label, target in targets.items():
+        if target in found:
+            continue
+        which = "like" if label in liked else "unlike"
+        if target == label:
+            raise QueryError(f"{which}={label!r}: no point with id {label!r} in {collection!r}")
+        what = ("the DataFrame's row labelled {0!r} was not stored in {1!r}"
+                if df is not None and label in df.index else
+                "no row labelled {0!r} is in {1!r}").format(label, collection)
+        raise QueryError(
+            f"{which}={label!r}: {what} (the point id it maps to, {target!r}, is absent); pass "
+            "the label of a row that was upserted"
+            + ("" if df is not None else ", and df= to look labels up in your frame"))
+    queries = {}
+    for name in names:
+        pos = [found[targets[x]].vectors.get(name) for x in liked]
+        neg = [found[targets[x]].vectors.get(name) for x in disliked]
+        pos, neg = [v for v in pos if v is not None], [v for v in neg if v is not None]
+        if pos:
+            queries[name] = _moved(pos, neg)
+    if not queries:
+        raise QueryError(f"like={like!r}: the rows have none of the vectors {list(names)}")
+    return queries, list(dict.fromkeys(targets.values()))
+
+
+def _moved(pos: Sequence[Any], neg: Sequence[Any]) -> Any:
+    """The mean of ``pos``, moved away from the mean of ``neg`` (see example_queries)."""
+    if isinstance(pos[0], models.SparseVector):
+        weights: dict[int, float] = {}
+        for vectors, sign in ((pos, 2.0 if neg else 1.0), (neg, -1.0)):
+            for v in vectors:
+                for i, w in zip(v.indices, v.values, strict=True):
+                    weights[i] = weights.get(i, 0.0) + sign * w / len(vectors)
+        kept = sorted((i, w) for i, w in weights.items() if w > 0)
+        return models.SparseVector(indices=[i for i, _ in kept], values=[w for _, w in kept])
+    arrays = [np.asarray(v, dtype=np.float32) for v in pos]
+    if arrays[0].ndim == 2 and not neg:
+        return np.vstack(arrays)  # MaxSim of every liked passage
+    def mean(vectors: Sequence[np.ndarray]) -> np.ndarray:
+        return np.asarray(np.mean([v.mean(axis=0) if v.ndim == 2 else v for v in vectors], axis=0))
+
+    vector = mean(arrays) if not neg else 2 * mean(arrays) - mean(
+        [np.asarray(v, dtype=np.float32) for v in neg])
+    return vector[np.newaxis, :] if arrays[0].ndim == 2 else vector
+
+
 def probes(specs: Mapping[str, Spec], vectors: Mapping[str, Any]) -> list[Probe]:
     """One probe per named vector. A plain query vector against a chunked vector becomes a
     one-row matrix: MaxSim of one row is the score of the row's best passage (qdrant-client's
@@ -234,7 +307,8 @@ def _fuse(lists: Sequence[Sequence[Hit]], fusion: str) -> list[Hit]:
 
 
 def nearest(store: Store, collection: str, probes: Sequence[Probe], *, limit: int,
-            filter: models.Filter | None = None, fusion: str = "rrf") -> list[Hit]:
+            filter: models.Filter | None = None, fusion: str = "rrf",
+            chosen: Selection = PLAIN) -> list[Hit]:
     """The hits of one query: one probe alone, or several fused, each fetching ``DEPTH``
     candidates (``limit`` where that is more).
 
@@ -243,12 +317,16 @@ def nearest(store: Store, collection: str, probes: Sequence[Probe], *, limit: in
     written in, so every list is ordered by score and then point id before it is cut or its
     ranks are given, and fusion is computed here from those lists rather than by the engine
     (whose prefetch keeps its physical order inside a tie). The payloads of the hits kept are
-    read after.
+    read after. Diverse and grouped hits (``chosen``) are picked from those candidates
+    (:mod:`qinb.selection`).
     """
-    if len(probes) == 1:
-        chosen = _ranked(store, collection, probes, limit, filter)[0]
-    else:
-        lists = _ranked(store, collection, probes, max(DEPTH, limit), filter)
-        chosen = _fuse(lists, fusion)[:limit]
-    payloads = {r.id: r.payload for r in store.retrieve(collection, [h.id for h in chosen])}
-    return [Hit(h.id, h.score, payloads.get(h.id, {})) for h in chosen]
+    def candidates(n: int) -> list[Hit]:
+        if len(probes) == 1:
+            return _ranked(store, collection, probes, n, filter)[0]
+        return _fuse(_ranked(store, collection, probes, max(DEPTH, n), filter), fusion)[:n]
+
+    hits = (candidates(limit) if chosen.plain else
+            select(store, collection, candidates, chosen, limit=limit, depth=DEPTH,
+                   probes=probes))
+    payloads = {r.id: r.payload for r in store.retrieve(collection, [h.id for h in hits])}
+    return [Hit(h.id, h.score, payloads.get(h.id, {}), h.group) for h in hits]

@@ -76,6 +76,7 @@ class Hit:
     id: PointId
     score: float
     payload: dict[str, Any]
+    group: Any = None  # the value of the group_by field it was chosen for
 
 
 @dataclass(frozen=True)
