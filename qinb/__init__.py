@@ -11,6 +11,7 @@ import typing
 
 from qinb import _accessor, cache, datasets, models
 from qinb._evaluate import evaluate, query_scores
+from qinb._explore import clusters, duplicates
 from qinb._manage import CollectionInfo, collections, delete, drop, info
 from qinb._read import read
 from qinb._search import search
@@ -79,6 +80,7 @@ __all__ = [
     "UpsertReport",
     "__version__",
     "cache",
+    "clusters",
     "collections",
     "connect",
     "copy",
@@ -86,6 +88,7 @@ __all__ = [
     "default_path",
     "delete",
     "drop",
+    "duplicates",
     "evaluate",
     "info",
     "models",

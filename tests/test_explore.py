@@ -14,6 +14,9 @@ JUPITERS = [
     "Jupiter, the solar system's largest planet, is a gas giant with a great red spot.",
     "The largest planet of the solar system is Jupiter, a gas giant with a great red spot.",
 ]
+# a corpus row with a word changed and punctuation moved, and one in other case
+PLANET_COPY = "Saturn's rings are made of ice and rocks orbiting the planet!"
+COOKING_COPY = "SIMMER THE TOMATO SAUCE WITH GARLIC AND BASIL UNTIL IT THICKENS."
 VECTORS = {"text": qinb.Text("text"), "bm25": qinb.Bm25("text")}
 
 
@@ -107,3 +110,51 @@ def test_diverse_needs_a_dense_vector(client, corpus):
     with pytest.raises(QueryError, match="compares the hits by their dense vectors, and "
                                          "collection 'words' has none"):
         qinb.search("words", "planet", diverse=0.5, client=client)
+
+
+def test_duplicates_groups_near_copies_and_keeps_the_first(client, stored):
+    edited = pd.DataFrame({"text": [PLANET_COPY, COOKING_COPY], "topic": ["planets", "cooking"],
+                           "n": [8, 9]}, index=pd.Index(["doc14", "doc15"], name="doc"))
+    qinb.upsert(pd.concat([stored, edited]), "c", vectors=VECTORS, client=client,
+                progress=False)
+    d = qinb.duplicates("c", threshold=0.95, client=client, progress=False)
+    # the three Jupiter rows (largest group first), the edited Saturn and the shouted sauce
+    assert list(d.index) == ["doc00", "doc12", "doc13", "doc02", "doc14", "doc07", "doc15"]
+    assert list(d["group"]) == [0, 0, 0, 1, 1, 2, 2]
+    assert d["dup_of"].tolist()[1:3] == ["doc00", "doc00"] and d["dup_of"].isna().sum() == 3
+    assert d.loc["doc14", "dup_of"] == "doc02" and d.loc["doc15", "dup_of"] == "doc07"
+    assert (d["similarity"] >= 0.95).all() and d.loc["doc14", "text"] == PLANET_COPY
+    clean = stored.drop(d.index[d["dup_of"].notna()].intersection(stored.index))
+    assert len(clean) == 12 and "doc00" in clean.index
+    # MiniLM reads no case: the shouted copy is the same text to it
+    exact = qinb.duplicates("c", threshold=0.999, client=client, progress=False)
+    assert list(exact.index) == ["doc07", "doc15"]
+
+
+def test_duplicates_and_clusters_refuse_what_they_cannot_compare(client, corpus, stored):
+    with pytest.raises(QueryError, match="threshold is a cosine similarity above 0 and at most "
+                                         "1, not 2"):
+        qinb.duplicates("c", threshold=2, client=client)
+    with pytest.raises(QueryError, match="'bm25' is BM25 \\(sparse\\); pass using= a text"):
+        qinb.duplicates("c", using="bm25", client=client)
+    with pytest.raises(QueryError, match="collection 'c' has no vector 'pictures'"):
+        qinb.clusters("c", using="pictures", client=client)
+    with pytest.raises(QueryError, match="k=99: 'c' has 14 rows with vector 'text', so k is a "
+                                         "whole number from 2 to 14"):
+        qinb.clusters("c", k=99, client=client)
+    qinb.upsert(corpus, "long", vectors={"text": qinb.Text("text", chunk_size=8)},
+                client=client, progress=False)
+    with pytest.raises(QueryError, match="vector 'text' is chunked"):
+        qinb.duplicates("long", client=client)
+
+
+def test_clusters_follow_the_topics_and_are_named_by_their_words(client, stored):
+    c = qinb.clusters("c", k=2, client=client)
+    assert len(c) == 14 and set(c["cluster"]) == {0, 1}
+    by_topic = pd.crosstab(stored.loc[c.index, "topic"], c["cluster"])
+    assert (by_topic.max(axis=1) == by_topic.sum(axis=1)).all()  # each topic in one cluster
+    planets = c.loc["doc00", "cluster_label"]
+    assert c.loc["doc00", "cluster"] == 0  # the larger cluster (8 planet rows) first
+    assert "planet" in planets.split(", ") and c.loc["doc07", "cluster_label"] != planets
+    again = qinb.clusters("c", k=2, client=client)
+    assert again.equals(c)  # the same seed, the same clusters
