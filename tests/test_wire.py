@@ -242,3 +242,14 @@ def test_a_server_builds_the_graph_once_after_the_load(cloud, server, corpus):
     corpus.qdrant.upsert("bulk", vectors={"text": qinb.Text("text")}, client=cloud,
                          progress=False)
     assert sum(m == "PATCH" for m, p, b in server.requests if p == "/collections/bulk") == 1
+
+
+def test_diverse_and_grouped_search_on_a_server_send_what_qdrant_takes(cloud, server, corpus):
+    """The explore options ask a server only what Qdrant's API takes: the fake server checks
+    every body against the OpenAPI schema (a grouped query reads the field of its candidates)."""
+    corpus.qdrant.upsert("ex", vectors={"text": qinb.Text("text"), "bm25": qinb.Bm25("text")},
+                         client=cloud, progress=False)
+    hits = corpus.qdrant.search("ex", "red planet", client=cloud, group_by="text", diverse=0.5)
+    assert list(hits.index) == ["doc01"] and list(hits["group"]) == ["Mars"]
+    reads = [b for m, p, b in server.requests if p == "/collections/ex/points" and m == "POST"]
+    assert {"with_payload": ["text"]}.items() <= reads[0].items()
