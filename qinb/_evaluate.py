@@ -12,6 +12,7 @@ from qdrant_client import QdrantClient, models
 from qinb.errors import ArgumentError, QueryError, require, warn
 from qinb.objects import point_id
 from qinb.query import FUSIONS, nearest, probes, resolve_queries, to_filter, vector_names
+from qinb.selection import selection
 from qinb.store import ROW_KEY, Store, as_store, saved_specs
 
 __all__ = ["Judged", "evaluate", "judged_hits", "judgements", "metric_columns", "query_scores"]
@@ -107,7 +108,7 @@ def evaluate(collection: str, queries: pd.Series | pd.DataFrame, qrels: pd.DataF
              fusion: Literal["rrf", "dbsf"] | Sequence[str] = "rrf", k: int = 10,
              deep: int = 100, filter: models.Filter | Mapping[str, Any] | None = None,
              client: Store | QdrantClient | None = None, df: pd.DataFrame | None = None,
-             progress: bool = True) -> pd.DataFrame:
+             diverse: float | None = None, progress: bool = True) -> pd.DataFrame:
     """How well each configuration finds the rows labelled relevant: nDCG, recall and MRR.
 
     Every combination of ``using`` and ``fusion`` runs the same queries; each query is embedded
@@ -136,6 +137,9 @@ def evaluate(collection: str, queries: pd.Series | pd.DataFrame, qrels: pd.DataF
     client : store or QdrantClient, optional
     df : DataFrame, optional
         The source frame: rows are resolved through its ``id_column`` as search does.
+    diverse : float, optional
+        Every configuration's hits picked as ``qinb.search(diverse=...)`` picks them (MMR):
+        what diversity costs in nDCG.
     progress : bool
 
     Returns
@@ -167,13 +171,16 @@ def evaluate(collection: str, queries: pd.Series | pd.DataFrame, qrels: pd.DataF
     _check_stored(store, collection, qrels)
     flt = to_filter(filter)
     runs: dict[tuple[tuple[str, ...], str], dict[str, dict[str, float]]] = {c: {} for c in configs}
+    chosen = {group: selection(specs, group, collection, diverse=diverse, group_by=None,
+                               group_size=1) for group, _ in configs}
     asked = [q for q in texts.index if str(q) in judged]
     for qid in progress_bar(asked, desc="evaluating", unit="query", disable=not progress or len(asked) < 2):
         vectors = resolve_queries(specs, names, texts[qid], store.cloud)  # once per vector
         for group, f in configs:
             # the query path of qinb.search, so these rankings are what search returns
             hits = nearest(store, collection, probes(specs, {n: vectors[n] for n in group}),
-                           limit=deep, filter=flt, fusion="rrf" if f == SINGLE else f)
+                           limit=deep, filter=flt, fusion="rrf" if f == SINGLE else f,
+                           chosen=chosen[group])
             # scores by rank: trec_eval orders by score, so equal scores keep qinb's order
             runs[group, f][str(qid)] = {str(h.id): float(deep - rank) for rank, h in enumerate(hits)}
     columns = metric_columns(k, deep)

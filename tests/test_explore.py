@@ -158,3 +158,14 @@ def test_clusters_follow_the_topics_and_are_named_by_their_words(client, stored)
     assert "planet" in planets.split(", ") and c.loc["doc07", "cluster_label"] != planets
     again = qinb.clusters("c", k=2, client=client)
     assert again.equals(c)  # the same seed, the same clusters
+
+
+def test_evaluate_measures_what_diversity_costs(client, stored):
+    queries = pd.Series({"q1": "Jupiter, the largest gas giant planet"})
+    qrels = pd.DataFrame({"query": ["q1"] * 3, "row": ["doc00", "doc12", "doc13"]})
+    plain = qinb.evaluate("c", queries, qrels, using=["text"], k=3, deep=3, client=client,
+                          progress=False)
+    mixed = qinb.evaluate("c", queries, qrels, using=["text"], k=3, deep=3, client=client,
+                          progress=False, diverse=0.5)
+    assert plain["recall@3"].iloc[0] == 1.0  # the three near-copies are the top three
+    assert mixed["recall@3"].iloc[0] == pytest.approx(1 / 3)  # as search(diverse=0.5) gives
