@@ -68,6 +68,20 @@ def test_vector_choice_and_filters_change_the_results(text_widget, client, corpu
     assert set(w.results["n"]) <= {0, 1} and len(w.results) == 4
 
 
+def test_the_diversity_slider_reruns_the_query_as_search_diverse_does(text_widget, client,
+                                                                     corpus):
+    w = text_widget
+    w.search("which planet orbits the Sun")
+    plain = w.results.index.tolist()
+    w.diverse.value = 0.8
+    expected = qinb.search("mixed", "which planet orbits the Sun", limit=4, diverse=0.8,
+                           client=client, df=corpus)
+    assert w.results.index.tolist() == expected.index.tolist() != plain
+    assert len(card_texts(w)) == 4
+    w.diverse.value = 0.0
+    assert w.results.index.tolist() == plain
+
+
 def test_more_like_this_button_requeries_by_that_row(text_widget):
     w = text_widget
     w.search("simmer a sauce")

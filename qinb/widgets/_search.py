@@ -84,6 +84,9 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         self.fusion = W.ToggleButtons(options=["rrf", "dbsf"], value="rrf", description="fusion")
         self.limit = W.BoundedIntText(value=limit, min=1, max=100, description="hits",
                                       layout=W.Layout(width="140px"))
+        # MMR: 0 is the plain ranking; higher trades relevance for hits unlike each other
+        self.diverse = W.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.1, description="diverse",
+                                     continuous_update=False, layout=W.Layout(width="260px"))
         self.filters = {f.key: self._filter_control(f) for f in self._facets}
         self.labelled = W.Dropdown(
             options=[("a labelled query…", None)] + [
@@ -111,7 +114,8 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         self.button.on_click(lambda _: self.search(self.query.value))
         self.image_path.observe(self._on_image_path, "value")
         self.upload.observe(self._on_upload, "value")
-        for control in [self.vectors, self.fusion, self.limit, *self.filters.values()]:
+        for control in [self.vectors, self.fusion, self.limit, self.diverse,
+                        *self.filters.values()]:
             control.observe(lambda _: self._rerun(), "value")
 
         self.labelled.observe(self._on_labelled, "value")
@@ -122,7 +126,7 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
             rows.append(self.labelled)
         if has_images:
             rows.append(W.HBox([self.upload, self.image_path]))
-        rows.append(W.HBox([self.vectors, W.VBox([self.fusion, self.limit])]))
+        rows.append(W.HBox([self.vectors, W.VBox([self.fusion, W.HBox([self.limit, self.diverse])])]))
         if self.filters:
             rows.append(W.HBox(list(self.filters.values()), layout=W.Layout(flex_flow="row wrap")))
         super().__init__([W.HTML(cards.CARD_CSS), self.title, *rows, self.asked, self.chips, self.status,
@@ -169,8 +173,8 @@ class SearchWidget(W.VBox):  # type: ignore[misc]
         try:
             hits = run_search(self.collection, image if image is not None else text, like=like,
                               using=using or None, limit=self.limit.value, filter=self.filter(),
-                              fusion=self.fusion.value, client=self.client, df=self.df,
-                              secrets=self._secrets)
+                              fusion=self.fusion.value, diverse=self.diverse.value or None,
+                              client=self.client, df=self.df, secrets=self._secrets)
         except QinbError as exc:
             return self._fail(str(exc))
         except Exception as exc:  # a notebook user sees words, never a traceback
